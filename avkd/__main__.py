@@ -1,0 +1,5 @@
+import sys
+
+from avkd.cli.main import main
+
+sys.exit(main())

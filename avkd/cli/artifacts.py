@@ -1,0 +1,40 @@
+"""``avkd artifacts``: inspect artifacts and their lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avkd.artifacts import lineage, load_artifact
+from avkd.cli.common import JsonOption, emit_json
+
+app = typer.Typer(help="Inspect artifacts.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    path: Annotated[Path, typer.Argument(help="Artifact directory (or its .partial sibling).")],
+    json_out: JsonOption = False,
+) -> None:
+    """Print an artifact's manifest summary and its lineage (upstream artifacts, and whether they changed)."""
+    art = load_artifact(path, allow_partial=True)
+    rows = lineage(art)
+    if json_out:
+        emit_json({"manifest": art.manifest, "lineage": rows})
+        return
+    m = art.manifest
+    total = sum(f["size"] for f in art.files.values())
+    typer.echo(f"{art.path}")
+    typer.echo(f"  kind     {m['kind']} (schema {m['schema']})")
+    typer.echo(f"  status   {m['status']}")
+    typer.echo(f"  id       {m.get('id')}")
+    typer.echo(f"  created  {m.get('created')} by avkd {m.get('avkd_version')}")
+    typer.echo(f"  command  {' '.join(m.get('command', []))}")
+    typer.echo(f"  files    {len(art.files)} ({total / 1e6:.1f} MB)")
+    for key, value in m.get("metrics", {}).items():
+        typer.echo(f"  {key:<8} {value}")
+    typer.echo("lineage")
+    for row in rows:
+        typer.echo(f"  {'  ' * row['depth']}{row['kind']} {row['id']} {row['path']} [{row['state']}]")

@@ -1,0 +1,110 @@
+"""``avkd data``: make synthetic corpora and check real ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avkd.cli.common import ConfigOption, JsonOption, SetOption, emit_json, resolve
+from avkd.errors import AvkdError
+from avkd.progress import ProgressReporter, log
+
+app = typer.Typer(help="Synthetic corpora and corpus checks.", no_args_is_help=True)
+synth_app = typer.Typer(help="Write a synthetic corpus in a real corpus's layout.", no_args_is_help=True)
+check_app = typer.Typer(help="Compare a corpus on disk with what it should contain.", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+app.add_typer(check_app, name="check")
+
+
+@synth_app.command("lrs2")
+def synth_lrs2(
+    out: Annotated[
+        Path, typer.Argument(help="Output corpus root (created; must not be a non-empty folder).")
+    ],
+    utterances: Annotated[int | None, typer.Option(help="Clips over all splits.", show_default="40")] = None,
+    speakers: Annotated[int | None, typer.Option(help="Speakers (>= 3).", show_default="6")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; same seed, same corpus.", show_default="0")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (0 = auto).", show_default="0")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """LRS2-layout corpus of real mp4 files: syllable-like speech and a drawn face whose mouth follows it."""
+    from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
+
+    cfg = resolve(
+        SynthLRS2Config, config, set_, utterances=utterances, speakers=speakers, seed=seed, workers=workers
+    )
+    with ProgressReporter(cfg.utterances, f"synth lrs2 {out.name}") as bar:
+        summary = synthesize_lrs2(out, cfg, progress=lambda done, total: bar.advance(done - bar.done))
+    result = {
+        "root": str(summary.root),
+        "counts": summary.counts,
+        "seconds": round(summary.seconds, 2),
+        "elapsed": round(summary.elapsed, 2),
+    }
+    if json_out:
+        emit_json(result)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+        log(
+            f"{summary.root}: {sum(summary.counts.values())} clips ({counts}), {summary.seconds:.0f} s of video "
+            f"in {summary.elapsed:.1f} s"
+        )
+
+
+@check_app.command("lrs2")
+def check_lrs2(
+    root: Annotated[Path, typer.Argument(help="Corpus root holding the split files and main/, pretrain/.")],
+    manifest: Annotated[
+        Path | None, typer.Option(help="Corpus manifest (default: the official LRS2 one in data_manifests/).")
+    ] = None,
+    probe: Annotated[
+        bool, typer.Option(help="Open each media file's header to find unreadable ones.")
+    ] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """Report missing, extra and unreadable files of an LRS2 copy without preprocessing anything."""
+    from avkd.data.lrs2 import check_corpus
+
+    report = check_corpus(root, manifest, probe_media=probe)
+    data = report.to_json()
+    if json_out:
+        emit_json(data)
+    else:
+        for split, s in data["splits"].items():
+            if not s["file_present"]:
+                log(f"{split}: split file missing")
+                continue
+            expected = (
+                f" (expected {s['expected']})"
+                if s["expected"] is not None and s["count"] != s["expected"]
+                else ""
+            )
+            problems = [
+                f"{s[name]} {label}"
+                for name, label in (
+                    ("missing_media", "missing media"),
+                    ("unreadable", "unreadable"),
+                    ("off_format", "off-format"),
+                    ("not_in_official", "not in the official list"),
+                    ("missing_from_list", "official entries missing from the list"),
+                )
+                if s[name]
+            ]
+            log(f"{split}: {s['count']} entries{expected}; " + ("; ".join(problems) if problems else "ok"))
+            for name, examples in s.get("examples", {}).items():
+                items = examples.items() if isinstance(examples, dict) else ((e, None) for e in examples)
+                for key, reason in list(items)[:5]:
+                    log(f"  {name}: {key}{': ' + reason if reason else ''}")
+        if data["extra_media"]:
+            log(
+                f"{data['extra_media']} media files are named by no split file, e.g. {data['extra_media_examples'][:3]}"
+            )
+        log("corpus OK" if report.ok else "corpus differs from the manifest")
+    if not report.ok:
+        raise AvkdError(f"{root}: corpus does not match {report.manifest}")

@@ -1,0 +1,59 @@
+"""``avkd evaluate``: the 31-candidate sync retrieval protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from avkd.cli.common import ConfigOption, JsonOption, OverwriteOption, SetOption, emit_json, resolve
+from avkd.evaluate.sync import parse_frames
+from avkd.progress import log
+
+
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model artifact.")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="lrs2-features artifact.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output evaluation artifact.")],
+    split: Annotated[str | None, typer.Option(help="Split to evaluate.", show_default="test")] = None,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            help="Context lengths: 5..15, 5,9,15 or 7 (odd, >= 5).",
+            metavar="K|A..B[:S]|A,B",
+            show_default="5..15",
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N.", show_default="cpu")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N clips.")] = None,
+    save_scores: Annotated[
+        bool, typer.Option(help="Store every clip's score matrix (windows x 31).")
+    ] = False,
+    label: Annotated[
+        str | None, typer.Option(help="Row label in tables (default: the model folder name).")
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Accuracy of offset retrieval among 31 candidates (±15 frames), correct within ±1 frame, for each K."""
+    from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
+
+    cfg = resolve(
+        SyncEvalConfig,
+        config,
+        set_,
+        split=split,
+        frames=parse_frames(frames) if frames is not None else None,
+        device=device,
+        limit=limit,
+        save_scores=save_scores or None,
+    )
+    art = evaluate_sync_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
+    if json_out:
+        emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
+    else:
+        typer.echo((art.path / "accuracy.md").read_text().rstrip())
+        log(f"{art.path}: {art.metrics['clips']} clips; id {art.id}")

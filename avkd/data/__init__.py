@@ -1,0 +1,1 @@
+"""Corpora, media decoding, HDF5 storage and datasets."""

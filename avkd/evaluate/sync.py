@@ -1,0 +1,621 @@
+"""31-candidate audio-visual sync retrieval: the VocaLiST / MTDVocaLiST test protocol (reference §4).
+
+Protocol (what is measured)
+---------------------------
+A clip of ``N`` stored frames (video and audio trimmed to a common length by preprocessing) gives ``W = N − 4``
+windows; the model input is always 5 frames. Video window ``i`` is frames ``i..i+4`` (lower half of each crop,
+:func:`avkd.data.datasets.to_model_pixels`); audio window ``i`` is the slice ``[int(3.2·i), int(3.2·i)+16)`` of the
+whole-clip mel — the evaluation-time framing of §4 (§1.4 lists how it differs from the training-time chunking).
+For every video window ``i`` the 31 audio windows ``i+d``, ``d = −15..+15``, are scored with the model's raw
+logit, giving a score matrix ``D`` (W, 31) whose column ``j`` holds offset ``d = j − 15``. The predicted offset of
+a row is its argmax; a row is correct iff ``|d| ≤ tolerance`` (default 1 frame = ±40 ms at 25 fps). Longer
+contexts ``K = 5 + 2m`` average ``m`` neighbouring rows on each side before the argmax, so all K come from one
+``D``. Clip accuracy is correct rows / rows; the reported accuracy is the unweighted mean over clips (the
+reference's ``samplewise_acc``).
+
+Sign convention
+---------------
+``offset d`` = audio window index − video window index. **Positive d means the audio lags the video** by ``d``
+frames (the sound of frame ``i`` is heard at frame ``i+d``). The reference reports ``15 − argmax_j = −d``, the
+opposite sign; accuracy is symmetric in the sign, so reported numbers are unaffected.
+
+Where this differs from the reference (§4) and why
+--------------------------------------------------
+1. **All N−4 windows** are scored. The reference loops ``range(0, min_length − 5)`` and so skips the last
+   window (an off-by-one). With 1,243 LRS2 test clips this moves clip accuracies by about one row each.
+2. **Out-of-range candidates are excluded**, not scored: candidate ``d`` of window ``i`` exists iff
+   ``0 ≤ i+d ≤ W−1``; excluded entries are NaN in ``D``. The reference zero-pads the audio windows (0 is mid-scale
+   in the [−4, 4] mel, not silence), scores the padding and overwrites it with −1000 — except that its
+   ``if/elif`` leaves the right-side padding unmasked for windows ``N−15 ≤ i < 15`` when ``N < 30``, so scored
+   all-zero audio can win the argmax on short clips. Excluding is exact and also faster.
+3. **Context averaging ignores excluded candidates** (``nanmean``); the reference averages its −1000 sentinels
+   into the rows (its own source comment calls this "inappropriate"). A candidate excluded in every averaged row
+   stays NaN. When a clip has fewer windows than ``2m+1`` the truncated window simply covers every row (the
+   reference's hand-written slicing returns ``2m`` rows there: undefined behaviour).
+4. Clips shorter than 5 frames have no window: they are skipped and listed (the reference would crash).
+5. ``W`` is ``min(N − 4, audio windows that fit in the mel)``; with the stored mel of ``3.2·N + 1`` columns the
+   two are equal. The reference uses ``min(#jpg, len(wav) // 640)`` for the same purpose.
+
+Efficiency (§4 "Inefficiency")
+------------------------------
+The reference makes 31 full forwards per window: the video front-end (~96% of FLOPs) runs 31× on the same
+input. Here (:func:`score_clip`) ``encode_video`` runs once per video window and ``encode_audio`` once per audio
+window, and only ``fuse`` (three transformers + head) runs on the ≤ 31·W valid (video, audio) pairs, in batches
+of ``batch_size``. BatchNorm is frozen in eval mode, so this is exact up to float rounding;
+:func:`score_clip_naive` is the straightforward path kept for testing and benchmarking
+(``benchmarks/evaluate.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from avkd.data.datasets import to_model_pixels
+from avkd.errors import AvkdError, UsageError
+
+__all__ = [
+    "BASE_FRAMES",
+    "MEL_WINDOW",
+    "VSHIFT",
+    "ClipResult",
+    "OffsetEstimate",
+    "SyncEvaluation",
+    "clip_accuracy",
+    "context_scores",
+    "estimate_offset",
+    "evaluate_sync",
+    "mel_window_start",
+    "parse_frames",
+    "predicted_offsets",
+    "score_clip",
+    "score_clip_naive",
+    "valid_candidates",
+    "window_count",
+]
+
+#: Candidate offsets either side of the true alignment: 2·15+1 = 31 candidates (reference §4, ``vshift``).
+VSHIFT = 15
+#: Frames per model input; longer contexts are averages of 5-frame scores (§4).
+BASE_FRAMES = 5
+#: Mel steps per 5-frame window (§1.4: 3.2 steps per frame).
+MEL_WINDOW = 16
+
+_PIXEL_ORDERS = ("rgb", "bgr")
+_PIXEL_RANGES = ("unit", "byte")
+
+
+# ------------------------------------------------------------------------------------------------- windows
+
+
+def window_count(n_frames: int, frames: int = BASE_FRAMES) -> int:
+    """Number of ``frames``-frame windows (stride 1) in a clip of ``n_frames``: ``N − frames + 1``, at least 0.
+
+    All windows are used, including the last one that the reference skips (§4, off-by-one).
+    """
+    return max(0, n_frames - frames + 1)
+
+
+def mel_window_start(i: int) -> int:
+    """First mel column of audio window ``i``: ``int(80·i/25) = int(3.2·i)``, computed exactly (§4)."""
+    return (16 * i) // 5
+
+
+def _audio_window_count(mel_columns: int) -> int:
+    """Audio windows ``i`` whose slice ``[int(3.2·i), int(3.2·i)+16)`` fits in ``mel_columns`` columns."""
+    if mel_columns < MEL_WINDOW:
+        return 0
+    # largest i with 16·i // 5 <= mel_columns − 16  ⇔  16·i <= 5·(mel_columns − 16) + 4
+    return (5 * (mel_columns - MEL_WINDOW) + 4) // 16 + 1
+
+
+def _clip_windows(crops: np.ndarray, mel: np.ndarray) -> int:
+    if crops.ndim != 4 or crops.shape[-1] != 3:
+        raise ValueError(f"crops must be (N, S, S, 3) uint8, got {crops.shape}")
+    if mel.ndim != 2:
+        raise ValueError(f"mel must be (80, M), got {mel.shape}")
+    return min(window_count(crops.shape[0]), _audio_window_count(mel.shape[1]))
+
+
+def valid_candidates(windows: int, vshift: int = VSHIFT) -> np.ndarray:
+    """(W, 2·vshift+1) bool: candidate ``d = j − vshift`` of window ``i`` exists iff ``0 ≤ i+d ≤ W−1``.
+
+    Excluded candidates are NaN in a score matrix (module docstring, difference 2).
+    """
+    i = np.arange(windows)[:, None]
+    d = np.arange(-vshift, vshift + 1)[None, :]
+    return (i + d >= 0) & (i + d <= windows - 1)
+
+
+def _check_pixels(pixel_order: str, pixel_range: str) -> None:
+    if pixel_order not in _PIXEL_ORDERS:
+        raise UsageError(f"pixel_order must be one of {_PIXEL_ORDERS}, got {pixel_order!r}")
+    if pixel_range not in _PIXEL_RANGES:
+        raise UsageError(f"pixel_range must be one of {_PIXEL_RANGES}, got {pixel_range!r}")
+
+
+def _video_windows(pixels: Tensor, idx: Sequence[int]) -> Tensor:
+    """(3N, 48, 96) clip pixels → (len(idx), 15, 48, 96) video windows ``i..i+4``."""
+    c = 3 * BASE_FRAMES
+    return torch.stack([pixels[3 * i : 3 * i + c] for i in idx])
+
+
+def _audio_windows(mel: Tensor, idx: Sequence[int]) -> Tensor:
+    """(80, M) whole-clip mel → (len(idx), 1, 80, 16) audio windows (§4 framing)."""
+    return torch.stack(
+        [mel[:, mel_window_start(j) : mel_window_start(j) + MEL_WINDOW] for j in idx]
+    ).unsqueeze(1)
+
+
+# ------------------------------------------------------------------------------------------- model state
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {str(device)!r} requested but CUDA is not available")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """Eval mode (frozen BN, no dropout) on ``device`` for the duration; restores the mode and device after."""
+    was_training = model.training
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    old = first.device if first is not None else None
+    moved = old is not None and old != device
+    model.eval()
+    if moved:
+        model.to(device)
+    try:
+        yield
+    finally:
+        if moved:
+            model.to(old)
+        model.train(was_training)
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA (fp16 where bf16 is unsupported) when ``amp``; a no-op on the CPU."""
+    if amp and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+def score_clip(
+    model: nn.Module,
+    crops: np.ndarray,
+    mel: np.ndarray,
+    *,
+    vshift: int = VSHIFT,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+    pixel_order: str = "rgb",
+    pixel_range: str = "unit",
+    encode_batch_size: int = 32,
+) -> np.ndarray:
+    """Score matrix ``D`` (W, 2·vshift+1) float32 of raw logits for one clip; NaN = excluded candidate.
+
+    ``crops`` (N, 96, 96, 3) uint8 RGB face crops, ``mel`` (80, M) whole-clip VocaLiST mel. Column ``j`` is offset
+    ``d = j − vshift`` (audio window ``i+d`` against video window ``i``; positive = audio lags video).
+
+    Fast path (§4 "Inefficiency"): ``model.encode_video`` once per video window and ``model.encode_audio`` once
+    per audio window (``encode_batch_size`` windows at a time; front-end activations are large), then
+    ``model.fuse`` on every valid (video, audio) pair, ``batch_size`` pairs at a time, under
+    ``torch.inference_mode()`` (+ autocast on CUDA when ``amp``). Equals :func:`score_clip_naive` up to float
+    rounding. ``pixel_order`` / ``pixel_range`` are the checkpoint's input convention (§1.3). The model is put
+    in eval mode on ``device`` for the call and restored after.
+    """
+    _check_pixels(pixel_order, pixel_range)
+    if batch_size < 1 or encode_batch_size < 1:
+        raise ValueError("batch sizes must be >= 1")
+    w = _clip_windows(crops, mel)
+    scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
+    if w == 0:
+        return scores
+    dev = _resolve_device(device)
+    rows, cols = np.nonzero(valid_candidates(w, vshift))  # row-major: window by window
+    audio_idx = rows + cols - vshift
+    pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
+    mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+    out = np.empty(rows.size, np.float32)
+    with _evaluating(model, dev), torch.inference_mode(), _autocast(dev, amp):
+        v_emb = torch.cat(
+            [
+                model.encode_video(_video_windows(pixels, range(s, min(w, s + encode_batch_size))).to(dev))
+                for s in range(0, w, encode_batch_size)
+            ],
+            dim=1,
+        )  # (T_v, W, D)
+        a_emb = torch.cat(
+            [
+                model.encode_audio(_audio_windows(mel_t, range(s, min(w, s + encode_batch_size))).to(dev))
+                for s in range(0, w, encode_batch_size)
+            ],
+            dim=1,
+        )  # (T_a, W, D)
+        for s in range(0, rows.size, batch_size):
+            vi = torch.from_numpy(rows[s : s + batch_size]).to(dev)
+            ai = torch.from_numpy(audio_idx[s : s + batch_size]).to(dev)
+            logits = model.fuse(v_emb.index_select(1, vi), a_emb.index_select(1, ai))
+            out[s : s + batch_size] = logits.float().cpu().numpy()
+    scores[rows, cols] = out
+    return scores
+
+
+def score_clip_naive(
+    model: nn.Module,
+    crops: np.ndarray,
+    mel: np.ndarray,
+    *,
+    vshift: int = VSHIFT,
+    device: str | torch.device = "cpu",
+    pixel_order: str = "rgb",
+    pixel_range: str = "unit",
+    windows: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Same matrix as :func:`score_clip`, computed the reference's way (§4 ``calc_pdist``).
+
+    One full ``model(video, mel)`` per video window, on a batch of the video window repeated once per candidate
+    paired with the candidate audio windows — but only the valid candidates (no zero padding, no −1000). Kept as
+    the straightforward baseline for tests and ``benchmarks/evaluate.py``; ``windows`` restricts the computation
+    to some rows (the others stay NaN), so a benchmark can time a few windows of a slow model.
+    """
+    _check_pixels(pixel_order, pixel_range)
+    w = _clip_windows(crops, mel)
+    scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
+    if w == 0:
+        return scores
+    dev = _resolve_device(device)
+    pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
+    mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+    with _evaluating(model, dev), torch.inference_mode():
+        for i in range(w) if windows is None else windows:
+            if not 0 <= i < w:
+                raise ValueError(f"window {i} out of range 0..{w - 1}")
+            js = list(range(max(0, i - vshift), min(w - 1, i + vshift) + 1))
+            video = _video_windows(pixels, [i]).repeat(len(js), 1, 1, 1).to(dev)
+            audio = _audio_windows(mel_t, js).to(dev)
+            logits = model(video, audio)
+            scores[i, np.asarray(js) - i + vshift] = logits.float().cpu().numpy()
+    return scores
+
+
+# ---------------------------------------------------------------------------------------- contexts, accuracy
+
+
+def _check_k(k: int, base: int = BASE_FRAMES) -> None:
+    if k < base or (k - base) % 2:
+        raise ValueError(f"context K={k} must be odd and >= {base}")
+
+
+def context_scores(scores: np.ndarray, k: int, base: int = BASE_FRAMES) -> np.ndarray:
+    """Scores for a context of ``k = base + 2m`` frames: row ``r`` = NaN-ignoring mean of rows ``r−m..r+m``.
+
+    The window is truncated at the clip edges (rows ``max(0, r−m)..min(W−1, r+m)``), as in the reference (§4,
+    L176-251). Unlike the reference, excluded (NaN) candidates are left out of the mean instead of averaging −1000
+    sentinels in; a candidate that is NaN in every averaged row stays NaN. ``k == base`` returns a copy.
+    """
+    _check_k(k, base)
+    scores = np.asarray(scores)
+    m = (k - base) // 2
+    if m == 0 or scores.shape[0] == 0:
+        return scores.copy()
+    w = scores.shape[0]
+    valid = ~np.isnan(scores)
+    values = np.where(valid, scores, 0.0).astype(np.float64)
+    total = np.zeros_like(values)
+    count = np.zeros(scores.shape, np.int64)
+    for shift in range(-m, m + 1):  # row r accumulates row r+shift where it exists
+        lo, hi = max(0, -shift), min(w, w - shift)
+        if lo >= hi:
+            continue
+        total[lo:hi] += values[lo + shift : hi + shift]
+        count[lo:hi] += valid[lo + shift : hi + shift]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return mean.astype(scores.dtype if np.issubdtype(scores.dtype, np.floating) else np.float64)
+
+
+def predicted_offsets(scores: np.ndarray, vshift: int = VSHIFT) -> np.ndarray:
+    """(W,) int: predicted offset ``d = argmax_j − vshift`` per row, over non-NaN candidates (first on ties).
+
+    Positive d = audio lags video; the reference's ``15 − argmax`` is ``−d`` (module docstring).
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] != 2 * vshift + 1:
+        raise ValueError(f"scores must be (W, {2 * vshift + 1}), got {scores.shape}")
+    nan = np.isnan(scores)
+    if nan.all(axis=1).any():
+        raise ValueError("a score row has no valid candidate")
+    return np.where(nan, -np.inf, scores).argmax(axis=1) - vshift
+
+
+def clip_accuracy(scores: np.ndarray, k: int, tolerance: int = 1) -> float:
+    """Fraction of rows of :func:`context_scores` whose predicted offset is within ``±tolerance`` frames of 0.
+
+    §4: correct iff the offset is in {−1, 0, +1} (±40 ms) by default. NaN for a clip without windows.
+    """
+    scores = np.asarray(scores)
+    if scores.shape[0] == 0:
+        return math.nan
+    vshift = (scores.shape[1] - 1) // 2
+    offsets = predicted_offsets(context_scores(scores, k), vshift)
+    return float(np.mean(np.abs(offsets) <= tolerance))
+
+
+# ------------------------------------------------------------------------------------------------- parsing
+
+
+def parse_frames(text: str) -> list[int]:
+    """Parse a ``--frames`` value into sorted, distinct context lengths K.
+
+    Accepts ``"5..15"`` (odd lengths from 5 to 15: [5, 7, 9, 11, 13, 15]), ``"5..15:4"`` (explicit step:
+    [5, 9, 13]), ``"5,9,15"``, ``"7"``, and comma-separated mixtures of these. Every K must be odd and >= 5
+    (the model's 5-frame input, §4); ranges need start <= end and a positive step. Anything else raises
+    :class:`UsageError` naming the value.
+    """
+
+    def fail(reason: str) -> UsageError:
+        return UsageError(f"--frames {text!r}: {reason}")
+
+    def integer(s: str) -> int:
+        s = s.strip()
+        try:
+            return int(s)
+        except ValueError:
+            raise fail(f"{s!r} is not an integer") from None
+
+    if not text or not text.strip():
+        raise fail("empty; expected e.g. 5..15, 5..15:4, 5,9,15 or 7")
+    ks: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise fail("empty item")
+        if ".." in item:
+            span, _, step_text = item.partition(":")
+            start_text, _, end_text = span.partition("..")
+            start, end = integer(start_text), integer(end_text)
+            step = integer(step_text) if step_text else 2
+            if step <= 0:
+                raise fail(f"step must be positive, got {step}")
+            if start > end:
+                raise fail(f"range start {start} is after its end {end}")
+            ks.extend(range(start, end + 1, step))
+        else:
+            ks.append(integer(item))
+    for k in ks:
+        if k < BASE_FRAMES or k % 2 == 0:
+            raise fail(f"every K must be odd and >= {BASE_FRAMES} (the model sees 5 frames), got {k}")
+    return sorted(set(ks))
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+@dataclass
+class ClipResult:
+    """One clip: its window count, accuracy per K, and (with ``keep_scores``) its score matrix D (W, 31)."""
+
+    key: str
+    windows: int
+    accuracy: dict[int, float]
+    scores: np.ndarray | None = None
+
+
+@dataclass
+class SyncEvaluation:
+    """Accuracy per context K (fraction in [0, 1], unweighted mean over evaluated clips, §4 ``samplewise_acc``).
+
+    ``skipped`` lists clips shorter than 5 frames (no window; excluded from the mean).
+    """
+
+    frames: list[int]
+    accuracy: dict[int, float]
+    clips: list[ClipResult]
+    skipped: list[str] = field(default_factory=list)
+    tolerance: int = 1
+    vshift: int = VSHIFT
+
+    def table_markdown(self, label: str) -> str:
+        """A one-row markdown table in the layout of reference §6: accuracy in % per K, plus the clip count."""
+        head = "| model | clips | " + " | ".join(f"K{k}" for k in self.frames) + " |"
+        rule = "|---|---|" + "---|" * len(self.frames)
+        cells = [
+            "–" if math.isnan(self.accuracy[k]) else f"{100 * self.accuracy[k]:.2f}" for k in self.frames
+        ]
+        row = f"| {label} | {len(self.clips)} | " + " | ".join(cells) + " |"
+        return "\n".join([head, rule, row]) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (K keys as strings, NaN as null; score matrices are not included)."""
+        return {
+            "protocol": {
+                "candidates": 2 * self.vshift + 1,
+                "vshift": self.vshift,
+                "model_frames": BASE_FRAMES,
+                "tolerance_frames": self.tolerance,
+                "windows": "all N-4 per clip",
+                "out_of_range_candidates": "excluded",
+                "offset_sign": "positive = audio lags video",
+            },
+            "frames": list(self.frames),
+            "accuracy": {str(k): _nan_to_none(v) for k, v in self.accuracy.items()},
+            "clips_evaluated": len(self.clips),
+            "skipped": list(self.skipped),
+            "clips": [
+                {
+                    "key": c.key,
+                    "windows": c.windows,
+                    "accuracy": {str(k): _nan_to_none(v) for k, v in c.accuracy.items()},
+                }
+                for c in self.clips
+            ],
+        }
+
+
+def evaluate_sync(
+    model: nn.Module,
+    store: Any,
+    split: str,
+    frames: list[int],
+    *,
+    keys: Sequence[str] | None = None,
+    keep_scores: bool = False,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+    pixel_order: str = "rgb",
+    pixel_range: str = "unit",
+    progress: Callable[[int], None] | None = None,
+    tolerance: int = 1,
+    vshift: int = VSHIFT,
+) -> SyncEvaluation:
+    """Run the §4 protocol over the clips of ``split`` in a :class:`~avkd.data.store.FeatureStore`.
+
+    ``keys`` overrides the clip list (order kept). For each clip one score matrix is computed with
+    :func:`score_clip` and every K in ``frames`` is derived from it. Clips with fewer than 5 frames are skipped
+    and listed in ``skipped``. ``progress(1)`` is called after each clip (evaluated or skipped). The model is
+    put in eval mode on ``device`` for the call and restored after.
+    """
+    if not frames:
+        raise UsageError("no context lengths given")
+    for k in frames:
+        if k < BASE_FRAMES or k % 2 == 0:
+            raise UsageError(f"context K={k} must be odd and >= {BASE_FRAMES}")
+    if tolerance < 0:
+        raise UsageError(f"tolerance must be >= 0, got {tolerance}")
+    _check_pixels(pixel_order, pixel_range)
+    frames = sorted(set(frames))
+    clip_keys = list(store.keys(split) if keys is None else keys)
+    dev = _resolve_device(device)
+    clips: list[ClipResult] = []
+    skipped: list[str] = []
+    with _evaluating(model, dev):
+        for key in clip_keys:
+            n = store.info(key).get("n_frames")
+            if n is not None and window_count(int(n)) == 0:
+                skipped.append(key)
+            else:
+                crops = store.frames(key)
+                mel = store.mel(key)
+                scores = score_clip(
+                    model,
+                    crops,
+                    mel,
+                    vshift=vshift,
+                    batch_size=batch_size,
+                    device=dev,
+                    amp=amp,
+                    pixel_order=pixel_order,
+                    pixel_range=pixel_range,
+                )
+                if scores.shape[0] == 0:
+                    skipped.append(key)
+                else:
+                    acc = {k: clip_accuracy(scores, k, tolerance) for k in frames}
+                    clips.append(ClipResult(key, scores.shape[0], acc, scores if keep_scores else None))
+            if progress is not None:
+                progress(1)
+    accuracy = {k: float(np.mean([c.accuracy[k] for c in clips])) if clips else math.nan for k in frames}
+    return SyncEvaluation(frames, accuracy, clips, skipped, tolerance, vshift)
+
+
+# --------------------------------------------------------------------------------------- single-video offset
+
+
+@dataclass
+class OffsetEstimate:
+    """Offset of one video (``avkd sync``): positive = audio lags video.
+
+    ``curve[j]`` is the mean over windows of the valid scores of offset ``d = j − vshift`` (NaN where no window
+    has that candidate, i.e. ``|d| ≥ W``); ``confidence = max(curve) − median(curve)`` over the non-NaN entries,
+    the SyncNet-style peak-over-median (in logit units, not a probability).
+    """
+
+    offset_frames: int
+    offset_ms: float
+    confidence: float
+    curve: list[float]
+    windows: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN curve entries as null)."""
+        vshift = (len(self.curve) - 1) // 2
+        return {
+            "offset_frames": self.offset_frames,
+            "offset_ms": self.offset_ms,
+            "confidence": self.confidence,
+            "windows": self.windows,
+            "offset_sign": "positive = audio lags video",
+            "offsets": list(range(-vshift, vshift + 1)),
+            "curve": [_nan_to_none(v) for v in self.curve],
+        }
+
+
+def estimate_offset(
+    model: nn.Module,
+    crops: np.ndarray,
+    mel: np.ndarray,
+    *,
+    fps: float = 25.0,
+    vshift: int = VSHIFT,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+    pixel_order: str = "rgb",
+    pixel_range: str = "unit",
+) -> OffsetEstimate:
+    """Audio-video offset of one clip: argmax of the mean score curve over all windows (§4 scoring, K = W).
+
+    The score matrix of :func:`score_clip` is averaged over windows per offset (NaN-ignoring, so each offset is
+    the mean of its valid windows); the argmax is the offset, ``offset_ms = 1000·d / fps``. Raises
+    :class:`AvkdError` for a clip shorter than 5 frames.
+    """
+    scores = score_clip(
+        model,
+        crops,
+        mel,
+        vshift=vshift,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        pixel_order=pixel_order,
+        pixel_range=pixel_range,
+    )
+    w = scores.shape[0]
+    if w == 0:
+        raise AvkdError(
+            f"clip too short for sync estimation: {crops.shape[0]} frames, need at least {BASE_FRAMES}"
+        )
+    valid = ~np.isnan(scores)
+    count = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = np.where(
+            count > 0, np.where(valid, scores, 0.0).sum(axis=0, dtype=np.float64) / count, np.nan
+        )
+    best = int(np.nanargmax(curve))
+    d = best - vshift
+    confidence = float(np.nanmax(curve) - np.nanmedian(curve))
+    return OffsetEstimate(d, 1000.0 * d / fps, confidence, [float(v) for v in curve], w)

@@ -1,0 +1,1 @@
+"""Training: one loop for teachers and distillation, checkpoints, resume."""

@@ -1,0 +1,307 @@
+"""One training loop for teacher training and distillation, on any device, resumable after a kill.
+
+A :class:`TrainTask` says what is trained (modules, parameter groups), how a batch becomes a loss, and how a
+model is validated; :func:`fit` does the rest: epochs over a seeded dataset, AMP on CUDA, a per-epoch learning
+rate schedule, validation and best-checkpoint selection, a JSONL metrics log, and full-state checkpoints.
+
+Resume: ``checkpoints/last.pt`` holds model, optimizer, scheduler, scaler, position (epoch, step within the
+epoch), history and every RNG state. Datasets draw sample ``i`` of epoch ``e`` as a pure function of
+(seed, e, i) and are read in order, so a resumed run sees exactly the batches and dropout masks the
+uninterrupted run would have. SIGTERM / SIGUSR1 (Slurm's pre-emption and time-limit signals) make the loop save
+that checkpoint at the next step and exit with code 75, so a job script can requeue itself with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from avkd.artifacts import atomic_write_text
+from avkd.errors import AvkdError, UsageError
+from avkd.progress import ProgressReporter, log
+from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+
+LAST = "checkpoints/last.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class LoopConfig:
+    """Optimisation and run settings shared by every training stage."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    #: ``constant`` (VocaLiST teacher: Adam 5e-5, no schedule, reference §3.1) or ``warmup_step`` (MTD student:
+    #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, reference §3.2).
+    scheduler: Literal["constant", "warmup_step"] = "constant"
+    warmup_epochs: int = 10
+    step_epochs: int = 20
+    gamma: float = 0.8
+    grad_clip: float | None = None
+    seed: int = 0
+    #: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
+    device: str = "auto"
+    #: Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling); ignored on the CPU.
+    amp: bool = True
+    num_workers: int = 0
+    #: Cap the optimizer steps per epoch (quick runs); None = the whole dataset.
+    max_steps_per_epoch: int | None = None
+    #: Validation metric that selects the best checkpoint, and whether higher is better.
+    select_metric: str = "val_f1"
+    select_mode: Literal["max", "min"] = "max"
+
+
+class TrainTask(Protocol):
+    """What :func:`fit` needs from a training stage."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Everything with state to checkpoint (the model, learnable loss weights, projections)."""
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups."""
+
+    def train_dataset(self) -> Dataset:
+        """A dataset with ``set_epoch(e)`` whose items are a pure function of (seed, epoch, index)."""
+
+    def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        """The scalar to minimise for a batch, plus numbers to log."""
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        """Validation metrics (the trained modules are in eval mode)."""
+
+    def export(self, path: Path) -> None:
+        """Write the deliverable model file (called when the selection metric improves)."""
+
+
+class Preempted(AvkdError):
+    """The run saved its state on a signal and stopped; rerun with --resume."""
+
+    exit_code = 75  # EX_TEMPFAIL: a job script can requeue on it
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    steps: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def lr_factor(config: LoopConfig, epoch: int) -> float:
+    """Multiplier of the base LR for 0-based ``epoch``.
+
+    warmup_step follows the MTD trainer's GradualWarmup(10) + StepLR(20, 0.8) as stepped per epoch (reference
+    §3.2): lr·e/10 for 1-based epochs e = 1..10, then lr·0.8^floor((e−10)/20). The reference's very first
+    iteration runs at lr 0 (the scheduler is stepped after it); here epoch 1 already uses lr/10.
+    """
+    if config.scheduler == "constant":
+        return 1.0
+    e = epoch + 1
+    if e <= config.warmup_epochs:
+        return e / config.warmup_epochs
+    return config.gamma ** math.floor((e - config.warmup_epochs) / config.step_epochs)
+
+
+class _FromStep(Sampler[int]):
+    """Indices start..len-1 in order: the rest of an epoch after a mid-epoch resume."""
+
+    def __init__(self, length: int, start: int) -> None:
+        self.length, self.start = length, start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.length))
+
+    def __len__(self) -> int:
+        return self.length - self.start
+
+
+@contextlib.contextmanager
+def _stop_on_signals(flag: dict[str, int]) -> Iterator[None]:
+    def handler(signum, frame) -> None:
+        flag["signal"] = signum
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: no handlers, the loop still works
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def fit(
+    task: TrainTask, config: LoopConfig, run_dir: Path, model_file: Path, show_progress: bool = True
+) -> FitResult:
+    """Train ``task`` for ``config.epochs`` epochs in ``run_dir``, continuing from ``run_dir/checkpoints/last.pt``."""
+    device = resolve_device(config.device)
+    modules = task.modules()
+    for module in modules.values():
+        module.to(device)
+    optimizer = torch.optim.Adam(task.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    dataset = task.train_dataset()
+    steps_per_epoch = len(dataset) // config.batch_size
+    if config.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise UsageError(
+            f"batch size {config.batch_size} is larger than the {len(dataset)} samples of an epoch"
+        )
+
+    last = run_dir / LAST
+    last.parent.mkdir(parents=True, exist_ok=True)
+    result = FitResult()
+    epoch, step_in_epoch = 0, 0
+    running = {"loss_sum": 0.0, "loss_count": 0}  # this epoch's loss so far (kept across a mid-epoch resume)
+    if last.exists():
+        state = load_checkpoint(last)
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        running = state["running"]
+        result = FitResult(state["history"], state["best"], state["steps"])
+        set_rng_state(state["rng"])
+        log(f"resuming at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}")
+    else:
+        seed_everything(config.seed)
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            last,
+            {
+                "modules": {name: m.state_dict() for name, m in modules.items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "running": running,
+                "history": result.history,
+                "best": result.best,
+                "steps": result.steps,
+            },
+        )
+
+    stop: dict[str, int] = {}
+    with _stop_on_signals(stop):
+        while epoch < config.epochs:
+            dataset.set_epoch(epoch)
+            loader = DataLoader(
+                dataset,
+                batch_size=config.batch_size,
+                sampler=_FromStep(steps_per_epoch * config.batch_size, step_in_epoch * config.batch_size),
+                num_workers=config.num_workers,
+                pin_memory=device.type == "cuda",
+                drop_last=True,
+                persistent_workers=False,
+                # Its own generator: creating an iterator would otherwise draw from the global RNG, and a
+                # run resumed mid-epoch (iterator created after the restore) would then see other dropout masks.
+                generator=torch.Generator().manual_seed(config.seed * 100003 + epoch),
+            )
+            for module in modules.values():
+                module.train()
+            started, seen = time.monotonic(), 0
+            desc = f"epoch {epoch + 1}/{config.epochs}"
+            with ProgressReporter(steps_per_epoch, desc, enabled=show_progress) as bar:
+                bar.advance(step_in_epoch)
+                for batch in loader:
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        loss, logs = task.loss(batch, device)
+                    if not torch.isfinite(loss):
+                        raise AvkdError(
+                            f"loss became {loss.item()} at epoch {epoch + 1} step {step_in_epoch}"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if config.grad_clip:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(
+                            [p for g in optimizer.param_groups for p in g["params"]], config.grad_clip
+                        )
+                    scaler.step(optimizer)
+                    scaler.update()
+                    step_in_epoch += 1
+                    result.steps += 1
+                    seen += config.batch_size
+                    running["loss_sum"] += float(loss.detach())
+                    running["loss_count"] += 1
+                    rate = seen / max(time.monotonic() - started, 1e-9)
+                    mean = running["loss_sum"] / running["loss_count"]
+                    bar.advance(1, status=f"loss {mean:.4f} {rate:.1f} samples/s")
+                    if stop:
+                        checkpoint()
+                        raise Preempted(
+                            f"{run_dir}: stopped by signal {stop['signal']} at epoch {epoch + 1} step {step_in_epoch}; "
+                            "state saved, rerun with --resume"
+                        )
+            scheduler.step()
+            for module in modules.values():
+                module.eval()
+            with torch.no_grad():
+                metrics = task.validate(device)
+            row = {
+                "epoch": epoch + 1,
+                "steps": result.steps,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": running["loss_sum"] / max(running["loss_count"], 1),
+                "train_samples_per_s": seen / max(time.monotonic() - started, 1e-9),
+                **{k: v for k, v in logs.items()},
+                **metrics,
+            }
+            result.history.append(row)
+            value = metrics.get(config.select_metric)
+            if value is None:
+                raise UsageError(f"validation gives no {config.select_metric!r}; it gives {sorted(metrics)}")
+            better = result.best is None or (
+                value > result.best[config.select_metric]
+                if config.select_mode == "max"
+                else value < result.best[config.select_metric]
+            )
+            if better:
+                result.best = row
+                task.export(model_file)
+            epoch += 1
+            step_in_epoch = 0
+            running = {"loss_sum": 0.0, "loss_count": 0}
+            checkpoint()
+            atomic_write_text(run_dir / METRICS, "".join(_json_line(r) for r in result.history))
+            log(
+                f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
+                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                + (" (best)" if better else "")
+            )
+    return result
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row) + "\n"

@@ -1,0 +1,173 @@
+"""``avkd train teacher``: a sync model (VocaLiST, or the width-200 student as the BCE-only baseline) on LRS2 features.
+
+Reference §3.1: balanced positive/negative sampling from the pretrain split, Adam 5e-5, BCE with logits, batch
+128. Differences, each a fix of a pain point the reference sheet lists (§7.6): validation uses a fixed, seeded
+sample set (the same pairs every epoch, so F1 is comparable across epochs and selects the best checkpoint), and
+F1 is computed over the whole validation set at p = 0.5 (logit 0) rather than averaged per batch at logit 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from avkd import config as cfg
+from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
+from avkd.data.datasets import SyncDataset, SyncSamplingConfig
+from avkd.data.preprocess import KIND as FEATURES_KIND
+from avkd.data.store import FeatureStore
+from avkd.models.io import KIND as MODEL_KIND
+from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
+from avkd.progress import log
+from avkd.train.checkpoint import seed_everything
+from avkd.train.loop import LAST, METRICS, FitResult, LoopConfig, fit
+
+
+@dataclass
+class SyncModelConfig:
+    """Which registered model, at which width (channels None = the width's default, see avkd.models.vocalist)."""
+
+    name: str = "vocalist"
+    width: int = 512
+    channels: list[int] | None = None
+
+    def spec(self, sampling: SyncSamplingConfig) -> ModelSpec:
+        kwargs: dict[str, Any] = {"width": self.width}
+        if self.channels is not None:
+            kwargs["channels"] = list(self.channels)
+        return ModelSpec(self.name, kwargs, sampling.pixel_order, sampling.pixel_range)
+
+
+@dataclass
+class SyncTrainConfig:
+    model: SyncModelConfig = field(default_factory=SyncModelConfig)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=50, batch_size=128, lr=5e-5))
+    sampling: SyncSamplingConfig = field(default_factory=SyncSamplingConfig)
+    train_split: str = "pretrain"
+    val_split: str = "val"
+    #: Samples per training epoch; None = one per training clip (the reference's epoch = len(file list)).
+    samples_per_epoch: int | None = None
+    val_samples: int = 1024
+    val_seed: int = 1234
+    #: Keep checkpoints/last.pt (optimizer state included) in the finished artifact, to train on later.
+    keep_checkpoint: bool = False
+
+
+def weighted_f1(labels: torch.Tensor, predictions: torch.Tensor) -> float:
+    """sklearn's ``f1_score(average='weighted')`` for binary labels: per-class F1 weighted by support."""
+    total = labels.numel()
+    score = 0.0
+    for cls in (0, 1):
+        tp = int(((predictions == cls) & (labels == cls)).sum())
+        fp = int(((predictions == cls) & (labels != cls)).sum())
+        fn = int(((predictions != cls) & (labels == cls)).sum())
+        denom = 2 * tp + fp + fn
+        f1 = 2 * tp / denom if denom else 0.0
+        score += f1 * int((labels == cls).sum()) / total
+    return score
+
+
+class SyncTeacherTask:
+    """BCE training of one sync model (the fit loop's TrainTask)."""
+
+    def __init__(self, config: SyncTrainConfig, store: FeatureStore) -> None:
+        self.config = config
+        self.spec = config.model.spec(config.sampling)
+        seed_everything(config.loop.seed)  # the initial weights are part of what the seed reproduces
+        self.model = self.spec.build()
+        self.store = store
+        self.train = SyncDataset(
+            store,
+            config.train_split,
+            config.sampling,
+            samples=config.samples_per_epoch,
+            seed=config.loop.seed,
+        )
+        self.val = SyncDataset(
+            store, config.val_split, config.sampling, samples=config.val_samples, seed=config.val_seed
+        )
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters())}]
+
+    def train_dataset(self) -> SyncDataset:
+        return self.train
+
+    def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        video, mel, label = (t.to(device, non_blocking=True) for t in batch)
+        logits = self.model(video, mel)
+        return F.binary_cross_entropy_with_logits(logits.float(), label), {}
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        return validate_sync(
+            self.model, self.val, device, self.config.loop.batch_size, self.config.loop.num_workers
+        )
+
+    def export(self, path: Path) -> None:
+        save_weights(path, self.model, self.spec)
+
+
+def validate_sync(
+    model: nn.Module, dataset: SyncDataset, device: torch.device, batch_size: int, workers: int = 0
+) -> dict[str, float]:
+    """Loss, accuracy and weighted F1 over a fixed validation sample set."""
+    logits, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    with torch.inference_mode():
+        for video, mel, label in loader:
+            logits.append(model(video.to(device), mel.to(device)).float().cpu())
+            labels.append(label)
+    logit, label = torch.cat(logits), torch.cat(labels)
+    pred = (logit > 0).long()
+    return {
+        "val_loss": float(F.binary_cross_entropy_with_logits(logit, label)),
+        "val_acc": float((pred == label.long()).float().mean()),
+        "val_f1": weighted_f1(label.long(), pred),
+    }
+
+
+def train_sync_teacher(
+    config: SyncTrainConfig,
+    features: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> Artifact:
+    """Train a sync model on an ``lrs2-features`` artifact into a ``model`` artifact (best val F1 weights)."""
+    out = Path(out)
+    if resume and is_complete(out):
+        log(f"{out}: already complete, nothing to resume")
+        return load_artifact(out, kind=MODEL_KIND)
+    feats = load_artifact(features, kind=FEATURES_KIND)
+    store = FeatureStore(feats)
+    task = SyncTeacherTask(config, store)
+    with ArtifactWriter(
+        out, MODEL_KIND, cfg.to_dict(config), inputs=[feats], overwrite=overwrite, resume=resume
+    ) as writer:
+        result: FitResult = fit(
+            task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress
+        )
+        if not config.keep_checkpoint:
+            (writer.workdir / LAST).unlink(missing_ok=True)
+        best = result.best or {}
+        metrics = {
+            "parameters": count_parameters(task.model),
+            "epochs": len(result.history),
+            "steps": result.steps,
+            "best_epoch": best.get("epoch"),
+            "best_val_f1": best.get("val_f1"),
+            "best_val_acc": best.get("val_acc"),
+            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+        }
+        store.close()
+        return writer.commit(metrics=metrics, spec=task.spec.to_json(), logs=METRICS)

@@ -1,0 +1,67 @@
+"""The evaluation artifact and ``avkd sync`` on real mp4 files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avkd.cli.main import main
+from avkd.data.store import read_jsonl
+from avkd.data.synthetic import speaker_style, write_utterance
+from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
+from avkd.evaluate.sync import clip_accuracy
+from avkd.models import build_model
+from avkd.models.io import ModelSpec, save_weights
+from tests.oracle import EnvelopeOracle  # noqa: F401  (registers test_envelope_oracle)
+
+
+def oracle_model(path: Path) -> Path:
+    spec = ModelSpec("test_envelope_oracle", {}, "rgb", "unit")
+    save_weights(path, build_model("test_envelope_oracle"), spec)
+    return path
+
+
+def test_evaluation_artifact_can_be_recomputed(features, tmp_path: Path) -> None:
+    model = oracle_model(tmp_path / "oracle.pt")
+    config = SyncEvalConfig(split="pretrain", frames=[5, 9, 15], save_scores=True)
+    art = evaluate_sync_artifact(
+        config, model, features.path, tmp_path / "eval", label="oracle", show_progress=False
+    )
+    assert art.kind == "evaluation" and set(art.metrics["accuracy"]) == {"5", "9", "15"}
+    summary = json.loads((art.path / "accuracy.json").read_text())
+    clips = read_jsonl(art.path / "clips.jsonl")
+    scores = np.load(art.path / "scores.npz")
+    assert len(clips) == summary["clips_evaluated"] == len(scores.files)
+    for clip in clips:
+        matrix = scores[clip["key"]]
+        assert matrix.shape == (clip["windows"], 31)
+        for k in (5, 9, 15):
+            assert clip_accuracy(matrix, k) == pytest.approx(clip["accuracy"][str(k)])
+    for k in ("5", "9", "15"):
+        assert summary["accuracy"][k] == pytest.approx(np.mean([c["accuracy"][k] for c in clips]))
+    # the oracle finds the offset of a synthetic clip far better than chance, and more context helps
+    assert summary["accuracy"]["15"] > 0.25 and summary["accuracy"]["15"] >= summary["accuracy"]["5"]
+    assert "| oracle |" in (art.path / "accuracy.md").read_text()
+
+
+@pytest.mark.parametrize("shift", [0, 4, -6])
+def test_sync_cli_recovers_a_known_offset(tmp_path: Path, capsys, shift: int) -> None:
+    video = tmp_path / f"shift{shift}.mp4"
+    write_utterance(video, seed=11, seconds=4.0, style=speaker_style(3), audio_shift_frames=shift)
+    model = oracle_model(tmp_path / "oracle.pt")
+    code = main(["sync", str(video), "--model", str(model), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert abs(out["offset_frames"] - shift) <= 1
+    assert len(out["curve"]) == 31 and out["confidence"] > 0
+
+
+def test_sync_cli_bad_video(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope")
+    code = main(["sync", str(bad), "--model", str(oracle_model(tmp_path / "o.pt"))])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"error: {bad}: ") and err.count("\n") == 1

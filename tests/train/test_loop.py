@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from avkd.artifacts import load_artifact
+from avkd.data.store import FeatureStore, read_jsonl
+from avkd.models.io import load_model
+from avkd.train import loop
+from avkd.train.loop import LoopConfig, Preempted, fit, lr_factor
+from avkd.train.sync import SyncModelConfig, SyncTeacherTask, SyncTrainConfig, train_sync_teacher, weighted_f1
+
+TINY = SyncModelConfig(name="vocalist_lite", width=16, channels=[4, 4, 8, 8, 16])
+
+
+def tiny_config(epochs: int = 2, **loop_kw) -> SyncTrainConfig:
+    return SyncTrainConfig(
+        model=TINY,
+        loop=LoopConfig(epochs=epochs, batch_size=8, lr=1e-3, device="cpu", seed=3, **loop_kw),
+        samples_per_epoch=32,
+        val_samples=16,
+    )
+
+
+def test_warmup_step_schedule_matches_the_mtd_trainer() -> None:
+    config = LoopConfig(scheduler="warmup_step", warmup_epochs=10, step_epochs=20, gamma=0.8)
+    factors = {e + 1: lr_factor(config, e) for e in range(90)}  # keys are the reference's 1-based epochs
+    assert [factors[e] for e in (1, 5, 10)] == pytest.approx([0.1, 0.5, 1.0])
+    assert factors[11] == factors[29] == 1.0
+    assert factors[30] == pytest.approx(0.8) and factors[49] == pytest.approx(0.8)
+    assert factors[50] == pytest.approx(0.64) and factors[70] == pytest.approx(0.512)
+    assert lr_factor(LoopConfig(), 40) == 1.0
+
+
+def test_weighted_f1_by_hand() -> None:
+    labels = torch.tensor([1, 1, 1, 0, 0])
+    preds = torch.tensor([1, 1, 0, 0, 1])
+    # class 1: tp 2, fp 1, fn 1 -> F1 2/3; class 0: tp 1, fp 1, fn 1 -> F1 1/2; weights 3/5 and 2/5
+    assert weighted_f1(labels, preds) == pytest.approx(0.6 * 2 / 3 + 0.4 * 0.5)
+    assert weighted_f1(labels, labels) == 1.0
+
+
+def _weights(task: SyncTeacherTask) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in task.model.state_dict().items()}
+
+
+def test_resume_after_a_kill_continues_exactly(features, tmp_path: Path, monkeypatch) -> None:
+    store = FeatureStore(features)
+    config = tiny_config(epochs=2)
+    straight = SyncTeacherTask(config, store)
+    fit(straight, config.loop, tmp_path / "a", tmp_path / "a.pt", show_progress=False)
+
+    killed = SyncTeacherTask(config, store)
+    real_loss = killed.loss
+    calls = {"n": 0}
+
+    def loss_then_signal(batch, device):
+        calls["n"] += 1
+        if (
+            calls["n"] == 6
+        ):  # second epoch, second step: what Slurm's SIGTERM before the time limit looks like
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(batch, device)
+
+    monkeypatch.setattr(killed, "loss", loss_then_signal)
+    with pytest.raises(Preempted) as info:
+        fit(killed, config.loop, tmp_path / "b", tmp_path / "b.pt", show_progress=False)
+    assert info.value.exit_code == 75
+    state = torch.load(tmp_path / "b" / loop.LAST, weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"], state["steps"]) == (1, 2, 6)
+
+    resumed = SyncTeacherTask(config, store)  # a new process would build everything from scratch
+    result = fit(resumed, config.loop, tmp_path / "b", tmp_path / "b.pt", show_progress=False)
+    assert result.steps == 8
+    a, b = _weights(straight), _weights(resumed)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["train_loss"] for r in read_jsonl(tmp_path / "b" / loop.METRICS)] == pytest.approx(
+        [r["train_loss"] for r in read_jsonl(tmp_path / "a" / loop.METRICS)]
+    )
+
+
+def test_teacher_artifact(features, tmp_path: Path) -> None:
+    out = tmp_path / "teacher"
+    art = train_sync_teacher(tiny_config(epochs=2), features.path, out, show_progress=False)
+    assert art.kind == "model" and art.metrics["epochs"] == 2
+    assert art.manifest["inputs"][0]["id"] == features.id
+    assert "checkpoints/last.pt" not in art.files  # the optimizer state is dropped unless keep_checkpoint
+    assert len(read_jsonl(out / "metrics.jsonl")) == 2
+    loaded = load_model(out)
+    assert loaded.spec.name == "vocalist_lite" and not loaded.model.training
+    video = torch.rand(2, 15, 48, 96)
+    mel = torch.randn(2, 1, 80, 16)
+    assert loaded.model(video, mel).shape == (2,)
+    assert load_artifact(out).metrics["best_val_f1"] is not None
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch(features) -> None:
+    task = SyncTeacherTask(tiny_config(), FeatureStore(features))
+    batch = next(iter(torch.utils.data.DataLoader(task.train, batch_size=16)))
+    task.model.train()
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(25):
+        torch.manual_seed(0)  # the same dropout masks each step: only the weights change
+        loss, _ = task.loss(batch, torch.device("cpu"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_batch_larger_than_epoch_is_a_usage_error(features, tmp_path: Path) -> None:
+    from avkd.errors import UsageError
+
+    config = tiny_config()
+    config.loop.batch_size = 64
+    with pytest.raises(UsageError, match="larger than the 32 samples"):
+        fit(
+            SyncTeacherTask(config, FeatureStore(features)),
+            config.loop,
+            tmp_path,
+            tmp_path / "m.pt",
+            show_progress=False,
+        )
