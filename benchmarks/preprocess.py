@@ -30,7 +30,7 @@ import torch
 from avkd.data.audio import from_int16, vocalist_mel
 from avkd.data.datasets import SyncDataset
 from avkd.data.preprocess import DetectorConfig, LRS2PreprocessConfig, preprocess_lrs2
-from avkd.data.store import COMPRESSION, FeatureStore
+from avkd.data.store import COMPRESSION, FeatureStore, decode_jpeg, encode_jpeg
 from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
 
 
@@ -66,27 +66,44 @@ def _write_boxes_file(store: FeatureStore, path: Path) -> None:
     for key in store:
         subset = "pretrain" if key.startswith("pretrain/") else "main"
         source_key = f"{subset}/{key.split('/', 1)[1]}"
-        boxes = store.group(key)["boxes"][:]
+        boxes = store.boxes(key)
         lines += [f"{source_key},{i},{x0},{y0},{x1},{y1}" for i, (x0, y0, x1, y1) in enumerate(boxes)]
     path.write_text("\n".join(lines) + "\n")
 
 
-def bench_storage(store: FeatureStore, work: Path) -> dict[str, Path]:
-    print("\n## 2. bytes per stored frame (96x96x3 crop)")
+def _write_frames(
+    path: Path, frames: dict[str, np.ndarray], codec: str, filter_name: str, chunk: int
+) -> None:
+    with h5py.File(path, "w") as h5:
+        for key, data in frames.items():
+            n = data.shape[0]
+            if codec == "jpeg":
+                ds = h5.create_dataset(key, (n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(min(chunk, n),))
+                buffers = encode_jpeg(data)
+                array = np.empty(n, dtype=object)
+                array[:] = buffers
+                ds[:] = array
+            else:
+                h5.create_dataset(
+                    key, data=data, chunks=(min(chunk, n), 96, 96, 3), **COMPRESSION[filter_name]
+                )
+
+
+def _layouts() -> list[tuple[str, str, str]]:
+    return [("jpeg", "none", "jpeg q95")] + [("raw", name, f"raw {name}") for name in COMPRESSION]
+
+
+def bench_storage(store: FeatureStore, work: Path) -> None:
+    print("\n## 2. bytes per stored frame (96x96x3 crop; raw = 27,648 B)")
     keys = store.keys()
     frames = {k: store.frames(k) for k in keys}
     total = sum(f.shape[0] for f in frames.values())
-    files = {}
     raw = 96 * 96 * 3
-    for name in COMPRESSION:
-        path = work / f"frames-{name}.h5"
-        with h5py.File(path, "w") as h5:
-            for key, data in frames.items():
-                h5.create_dataset(key, data=data, chunks=(5, 96, 96, 3), **COMPRESSION[name])
-        files[name] = path
-        print(
-            f"hdf5 {name:>5}: {path.stat().st_size / total:8.0f} B/frame ({path.stat().st_size / total / raw:.2f} of raw)"
-        )
+    for codec, filter_name, label in _layouts():
+        path = work / f"frames-{codec}-{filter_name}.h5"
+        _write_frames(path, frames, codec, filter_name, 5)
+        size = path.stat().st_size / total
+        print(f"hdf5 {label:>9}: {size:8.0f} B/frame ({size / raw:.2f} of raw)")
     jpg_dir = work / "jpg"
     size = 0
     for key, data in frames.items():
@@ -97,14 +114,12 @@ def bench_storage(store: FeatureStore, work: Path) -> dict[str, Path]:
             cv2.imwrite(str(target), crop[..., ::-1])
             size += target.stat().st_size
     print(
-        f"jpeg (cv2 q95, one file per frame, Wav2Lip layout): {size / total:8.0f} B/frame "
-        f"({size / total / raw:.2f} of raw; lossy)"
+        f"one .jpg file per frame (Wav2Lip layout, q95): {size / total:8.0f} B/frame ({size / total / raw:.2f} of raw)"
     )
-    return files
 
 
 def bench_random_reads(store: FeatureStore, work: Path, reads: int = 2000) -> None:
-    print("\n## 3. random 5-frame window reads per second (chunk length x filter)")
+    print("\n## 3. random 5-frame window reads per second, decoded to uint8 (chunk length x layout)")
     keys = store.keys()
     frames = {k: store.frames(k) for k in keys}
     rng = np.random.default_rng(0)
@@ -113,19 +128,18 @@ def bench_random_reads(store: FeatureStore, work: Path, reads: int = 2000) -> No
     ]
     for chunk in (1, 5, 10, 25):
         row = []
-        for name in COMPRESSION:
-            path = work / f"chunk-{chunk}-{name}.h5"
-            with h5py.File(path, "w") as h5:
-                for key, data in frames.items():
-                    h5.create_dataset(
-                        key, data=data, chunks=(min(chunk, data.shape[0]), 96, 96, 3), **COMPRESSION[name]
-                    )
+        for codec, filter_name, label in _layouts():
+            path = work / f"chunk-{chunk}-{codec}-{filter_name}.h5"
+            _write_frames(path, frames, codec, filter_name, chunk)
             with h5py.File(path, "r") as h5:
+                datasets = {key: h5[key] for key in keys}
                 start = time.perf_counter()
                 for key, s in plan:
-                    h5[key][s : s + 5]
+                    window = datasets[key][s : s + 5]
+                    if codec == "jpeg":
+                        decode_jpeg(window)
                 elapsed = time.perf_counter() - start
-            row.append(f"{name} {reads / elapsed:7.0f}/s")
+            row.append(f"{label} {reads / elapsed:6.0f}/s")
         print(f"chunk {chunk:>2}: " + "  ".join(row))
 
 

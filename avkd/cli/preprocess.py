@@ -60,6 +60,7 @@ def lrs2(
         describe,
         parse_shard,
         preprocess_lrs2,
+        read_failures,
         shard_from_env,
         shard_path,
     )
@@ -88,7 +89,7 @@ def lrs2(
         )
     else:
         log(describe(art))
-        for failure in _failures(art)[:10]:
+        for failure in read_failures(art)[:10]:
             log(f"  failed: {failure['key']}: {failure['reason']}")
     check_failure_share(art, cfg.max_failures)
 
@@ -116,9 +117,3 @@ def merge(
     else:
         log(f"merged {len(paths)} shards")
         log(describe(art))
-
-
-def _failures(art):
-    from avkd.data.preprocess import read_failures
-
-    return read_failures(art)

@@ -52,7 +52,7 @@ class SyncSamplingConfig:
     min_clip_frames: int = 26
 
 
-def mel_steps(frames: int) -> int:
+def mel_window_steps(frames: int) -> int:
     """Mel steps in a window of ``frames`` video frames: 16 for 5 (reference §1.4)."""
     return round(MEL_STEPS_PER_FRAME * frames)
 
@@ -148,7 +148,7 @@ class SyncDataset(Dataset):
         return float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
 
     def _mel(self, key: str, start: int) -> np.ndarray:
-        steps = mel_steps(self.config.frames)
+        steps = mel_window_steps(self.config.frames)
         if self.config.mel_source == "slice":
             lo = int(MEL_STEPS_PER_FRAME * start)
             return self.store.mel(key, lo, lo + steps)

@@ -10,8 +10,10 @@ Utterances are processed by a pool of processes and written in order into HDF5 p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -91,6 +93,10 @@ class LRS2PreprocessConfig:
     resample: bool = False
     audio_dtype: Literal["int16", "float32"] = "int16"
     decoder: str = "auto"
+    #: Face crops as JPEG (5x smaller, what the reference models saw) or raw arrays; see avkd.data.store.
+    frame_codec: Literal["jpeg", "raw"] = "jpeg"
+    jpeg_quality: int = 95
+    #: HDF5 filter for audio, mel and raw frames (measured in benchmarks/preprocess.py).
     compression: Literal["none", "lzf", "gzip"] = "lzf"
     #: Utterances per HDF5 part file (the unit of atomic writing and of work lost on a kill).
     part_size: int = 64
@@ -225,7 +231,7 @@ def preprocess_lrs2(
     start = time.monotonic()
     root = Path(root)
     out = Path(out)
-    config.decoder = resolve_decoder(config.decoder)
+    config = dataclasses.replace(config, decoder=resolve_decoder(config.decoder))  # recorded as resolved
     config.detector.build()  # fail fast on a bad detector setting, before any worker starts
     if resume and is_complete(out):
         log(f"{out}: already complete, nothing to resume")
@@ -265,7 +271,14 @@ def preprocess_lrs2(
                 return
             name = f"part-{next_part:05d}.h5"
             new_entries.extend(
-                store.write_part(parts_dir / name, records, failures, compression=config.compression)
+                store.write_part(
+                    parts_dir / name,
+                    records,
+                    failures,
+                    compression=config.compression,
+                    frame_codec=config.frame_codec,
+                    jpeg_quality=config.jpeg_quality,
+                )
             )
             writer.add_file(f"{store.PARTS_DIR}/{name}")
             new_failures.extend(failures)
@@ -422,8 +435,6 @@ def merge_lrs2(shards: list[str | Path], out: str | Path, overwrite: bool = Fals
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    import shutil
-
     try:
         os.link(src, dst)
     except OSError:

@@ -135,3 +135,11 @@ def test_shard_and_merge_cli(synth_corpus: Path, tmp_path: Path, capsys, monkeyp
     assert (tmp_path / "f.shard-0000-of-0002").exists() and (tmp_path / "f.shard-0001-of-0002").exists()
     code, stdout, _ = run(capsys, "preprocess", "merge", "--out", str(out), "--json")
     assert code == 0 and json.loads(stdout)["metrics"]["utterances"] == count(synth_corpus, "val", "test")
+
+
+@pytest.mark.parametrize("frames", ["4..8", "5..4", "6", "5..15:0", "a"])
+def test_evaluate_bad_frames_exit_2(frames: str, tmp_path: Path, capsys) -> None:
+    code, _, err = run(
+        capsys, "evaluate", "--model", "m", "--data", "d", "--out", str(tmp_path / "e"), "--frames", frames
+    )
+    assert code == 2 and err.startswith(f"error: --frames {frames!r}") and err.count("\n") == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from avkd.data.datasets import SyncDataset, SyncSamplingConfig, mel_steps, to_model_pixels
+from avkd.data.datasets import SyncDataset, SyncSamplingConfig, mel_window_steps, to_model_pixels
 from avkd.data.store import FeatureStore
 
 
@@ -92,7 +92,7 @@ def test_pixel_conventions(order: str, scale: str) -> None:
 
 
 def test_mel_steps() -> None:
-    assert mel_steps(5) == 16 and mel_steps(15) == 48
+    assert mel_window_steps(5) == 16 and mel_window_steps(15) == 48
 
 
 def test_short_split_is_rejected(features) -> None:

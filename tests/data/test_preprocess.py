@@ -212,3 +212,23 @@ def test_bad_shard_and_split_are_usage_errors(synth_corpus: Path, tmp_path: Path
     (tmp_path / "empty").mkdir()
     with pytest.raises(AvkdError, match="split file missing"):
         preprocess_lrs2(LRS2PreprocessConfig(), tmp_path / "empty", tmp_path / "y", show_progress=False)
+
+
+def test_frame_codecs(features, synth_corpus: Path, tmp_path: Path) -> None:
+    """raw frames are stored losslessly; the default JPEG frames are close to them (and much smaller)."""
+    config = LRS2PreprocessConfig(splits=["test"], frame_codec="raw")
+    raw = FeatureStore(preprocess_lrs2(config, synth_corpus, tmp_path / "raw", show_progress=False).artifact)
+    jpeg = FeatureStore(features)
+    raw_bytes = jpeg_bytes = 0
+    for key in raw:
+        utt = next(u for u in list_utterances(synth_corpus, ["test"]) if u.key == key)
+        exact = extract_features(utt.path, key, config, config.detector.build()).frames
+        np.testing.assert_array_equal(raw.frames(key), exact)
+        lossy = jpeg.frames(key)
+        assert lossy.shape == exact.shape and lossy.dtype == np.uint8
+        mse = np.mean((lossy.astype(np.float64) - exact) ** 2)
+        assert 10 * np.log10(255**2 / mse) > 35  # PSNR of JPEG q95
+        np.testing.assert_array_equal(jpeg.frames(key, 3, 8), lossy[3:8])  # windows decode the same frames
+        raw_bytes += raw.dataset(key, "frames").id.get_storage_size()
+        jpeg_bytes += sum(len(b) for b in jpeg.dataset(key, "frames")[:])
+    assert jpeg_bytes < raw_bytes / 2
