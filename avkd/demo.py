@@ -1,4 +1,4 @@
-"""The demo chain as a library function: synthetic corpus -> features -> teacher -> evaluation -> table.
+"""The demo chain as a library function: corpus -> features -> teacher -> students (MTD, BCE) -> evaluations -> report.
 
 Every stage writes a normal artifact under ``out`` and is skipped when that artifact is already complete, so a
 second run costs seconds and an interrupted one resumes; ``fresh=True`` starts over. The teacher is
@@ -8,7 +8,7 @@ the stages are the ones a real LRS2 run uses.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +19,13 @@ from avkd.data.lrs2 import check_corpus
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.preprocess import LRS2PreprocessConfig, describe, preprocess_lrs2
 from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
+from avkd.distill.stage import DistillConfig, distill_sync
 from avkd.evaluate.stage import KIND as EVALUATION_KIND
 from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
 from avkd.models.io import KIND as MODEL_KIND
 from avkd.progress import log
+from avkd.report import KIND as REPORT_KIND
+from avkd.report import build_report
 from avkd.train.loop import LoopConfig
 from avkd.train.sync import SyncModelConfig, SyncTrainConfig, train_sync_teacher
 
@@ -42,6 +45,16 @@ class DemoConfig:
         )
     )
     frames: list[int] = field(default_factory=lambda: [5, 7, 9, 11, 13, 15])
+    #: Distil students from the teacher: MTD (UW-25D over all 12 layers) and the BCE-only baseline, same size.
+    distill: bool = True
+    student: DistillConfig = field(
+        default_factory=lambda: DistillConfig(
+            student=SyncModelConfig(name="vocalist_lite", width=32, channels=[8, 16, 32, 32, 32]),
+            loop=LoopConfig(epochs=8, batch_size=32, lr=1e-3, device="cpu"),
+            samples_per_epoch=1600,
+            val_samples=256,
+        )
+    )
 
 
 def run_demo(
@@ -55,9 +68,10 @@ def run_demo(
     corpus, features, teacher, evaluation = (
         out / name for name in ("corpus", "features", "teacher", "eval-teacher")
     )
+    steps = 6 if config.distill else 4
 
     if (corpus / "lrs2.yaml").is_file():
-        log(f"[1/4] corpus: reusing {corpus}")
+        log(f"[1/{steps}] corpus: reusing {corpus}")
     else:
         if corpus.exists():
             shutil.rmtree(corpus)  # an interrupted synthesis; it takes seconds to redo
@@ -66,7 +80,7 @@ def run_demo(
         )
         summary = synthesize_lrs2(corpus, synth)
         log(
-            f"[1/4] corpus: {sum(summary.counts.values())} synthetic clips, {summary.seconds:.0f} s of video, in {summary.elapsed:.1f} s"
+            f"[1/{steps}] corpus: {sum(summary.counts.values())} synthetic clips, {summary.seconds:.0f} s of video, in {summary.elapsed:.1f} s"
         )
     report = check_corpus(corpus, corpus / "lrs2.yaml")
     if not report.ok:
@@ -75,7 +89,7 @@ def run_demo(
     feats = _stage(
         features,
         FEATURES_KIND,
-        "[2/4] features",
+        f"[2/{steps}] features",
         lambda: (
             preprocess_lrs2(
                 LRS2PreprocessConfig(),
@@ -92,7 +106,7 @@ def run_demo(
     model = _stage(
         teacher,
         MODEL_KIND,
-        "[3/4] teacher",
+        f"[3/{steps}] teacher",
         lambda: train_sync_teacher(
             config.teacher, features, teacher, resume=True, show_progress=show_progress
         ),
@@ -102,35 +116,85 @@ def run_demo(
         f"      {config.teacher.model.name} width {config.teacher.model.width}: {m['parameters']:,} parameters, best val F1 {m['best_val_f1']:.3f} (epoch {m['best_epoch']})"
     )
 
-    result = _stage(
-        evaluation,
-        EVALUATION_KIND,
-        "[4/4] evaluation",
-        lambda: evaluate_sync_artifact(
-            SyncEvalConfig(frames=config.frames),
-            teacher,
-            features,
-            evaluation,
-            label="demo teacher",
-            show_progress=show_progress,
+    evaluations = [_evaluate(config, teacher, features, evaluation, "teacher", f"[4/{steps}]", show_progress)]
+    if config.distill:
+        for i, method in enumerate(("mtd", "bce")):
+            student_dir = out / f"student-{method}"
+            student_cfg = dataclasses.replace(config.student, method=method)
+            model_art = _stage(
+                student_dir,
+                MODEL_KIND,
+                f"[{5 + i}/{steps}] {method} student",
+                lambda cfg=student_cfg, path=student_dir: distill_sync(
+                    cfg, teacher, features, path, resume=True, show_progress=show_progress
+                ),
+            )
+            log(
+                f"      {model_art.metrics['parameters']:,} parameters, best val F1 {model_art.metrics['best_val_f1']:.3f}"
+            )
+            label = f"{method.upper()} student"
+            evaluations.append(
+                _evaluate(
+                    config, student_dir, features, out / f"eval-{method}", label, "      ", show_progress
+                )
+            )
+    report = _stage(
+        out / "report",
+        REPORT_KIND,
+        "      report",
+        lambda: build_report(
+            [a.path for a in evaluations], out / "report", title="avkd demo (synthetic corpus)"
         ),
     )
-    table = (result.path / "accuracy.md").read_text()
-    accuracy = json.loads((result.path / "accuracy.json").read_text())
+    table = _table(evaluations)
     log(
         "      31-candidate sync retrieval on the synthetic test split (accuracy %, correct within ±1 frame; chance ≈ 3/31 = 9.7%):"
     )
     for line in table.rstrip().splitlines():
         log("      " + line)
+    log(f"      report with figures: {report.path / 'report.md'}")
     log(f"      every artifact is in {out}/ (inspect one with: avkd artifacts show {evaluation})")
     return {
         "out": str(out),
-        "artifacts": {a.kind: {"path": str(a.path), "id": a.id} for a in (feats, model, result)},
+        "artifacts": {a.path.name: {"kind": a.kind, "id": a.id} for a in (feats, model, *evaluations)},
         "features": feats.metrics,
         "teacher": model.metrics,
-        "accuracy": accuracy["accuracy"],
+        "accuracy": {a.manifest.get("label"): a.metrics["accuracy"] for a in evaluations},
         "table": table,
     }
+
+
+def _evaluate(
+    config: DemoConfig, model: Path, features: Path, out: Path, label: str, title: str, show_progress: bool
+) -> Artifact:
+    return _stage(
+        out,
+        EVALUATION_KIND,
+        f"{title} evaluation of the {label}",
+        lambda: evaluate_sync_artifact(
+            SyncEvalConfig(frames=config.frames),
+            model,
+            features,
+            out,
+            label=label,
+            show_progress=show_progress,
+        ),
+    )
+
+
+def _table(evaluations: list[Artifact]) -> str:
+    frames = sorted({int(k) for a in evaluations for k in a.metrics["accuracy"]})
+    lines = [
+        "| model | params | " + " | ".join(f"K{k}" for k in frames) + " |",
+        "|---|---|" + "---|" * len(frames),
+    ]
+    for art in evaluations:
+        acc = art.metrics["accuracy"]
+        cells = [f"{100 * acc[str(k)]:.2f}" if acc.get(str(k)) is not None else "–" for k in frames]
+        lines.append(
+            f"| {art.manifest.get('label')} | {art.metrics['parameters']:,} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _stage(path: Path, kind: str, title: str, build) -> Artifact:

@@ -8,7 +8,7 @@ import typer
 
 from avkd import __version__
 from avkd.artifacts import set_command_line
-from avkd.cli import artifacts, data, demo, evaluate, imports, preprocess, sync, train
+from avkd.cli import artifacts, data, demo, distill, evaluate, imports, preprocess, report, sync, train
 from avkd.errors import AvkdError
 
 app = typer.Typer(
@@ -21,7 +21,9 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(preprocess.app, name="preprocess")
 app.add_typer(train.app, name="train")
+app.command("distill")(distill.distill)
 app.command("evaluate")(evaluate.evaluate)
+app.command("report")(report.report)
 app.command("sync")(sync.sync)
 app.add_typer(imports.app, name="import")
 app.add_typer(artifacts.app, name="artifacts")

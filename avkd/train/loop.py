@@ -177,7 +177,8 @@ def fit(
     last.parent.mkdir(parents=True, exist_ok=True)
     result = FitResult()
     epoch, step_in_epoch = 0, 0
-    running = {"loss_sum": 0.0, "loss_count": 0}  # this epoch's loss so far (kept across a mid-epoch resume)
+    # This epoch's sums so far (loss and the task's logged numbers), kept across a mid-epoch resume.
+    running: dict[str, Any] = {"loss_sum": 0.0, "loss_count": 0, "logs": {}}
     if last.exists():
         state = load_checkpoint(last)
         for name, module in modules.items():
@@ -253,6 +254,8 @@ def fit(
                     seen += config.batch_size
                     running["loss_sum"] += float(loss.detach())
                     running["loss_count"] += 1
+                    for key, value in logs.items():
+                        running["logs"][key] = running["logs"].get(key, 0.0) + float(value)
                     rate = seen / max(time.monotonic() - started, 1e-9)
                     mean = running["loss_sum"] / running["loss_count"]
                     bar.advance(1, status=f"loss {mean:.4f} {rate:.1f} samples/s")
@@ -273,7 +276,7 @@ def fit(
                 "lr": optimizer.param_groups[0]["lr"],
                 "train_loss": running["loss_sum"] / max(running["loss_count"], 1),
                 "train_samples_per_s": seen / max(time.monotonic() - started, 1e-9),
-                **{k: v for k, v in logs.items()},
+                **{k: v / max(running["loss_count"], 1) for k, v in running["logs"].items()},  # epoch means
                 **metrics,
             }
             result.history.append(row)
@@ -290,7 +293,7 @@ def fit(
                 task.export(model_file)
             epoch += 1
             step_in_epoch = 0
-            running = {"loss_sum": 0.0, "loss_count": 0}
+            running = {"loss_sum": 0.0, "loss_count": 0, "logs": {}}
             checkpoint()
             atomic_write_text(run_dir / METRICS, "".join(_json_line(r) for r in result.history))
             log(
