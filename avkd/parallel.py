@@ -34,7 +34,9 @@ def ordered_map(
         return
     window = window or 4 * workers
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_pool_worker, initargs=(initializer, initargs)
+    ) as pool:
         pending: deque[Future[R]] = deque()
         iterator = iter(items)
         for item in iterator:
@@ -47,3 +49,13 @@ def ordered_map(
                 pending.append(pool.submit(fn, item))
                 break
             yield result
+
+
+def _init_pool_worker(initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+    """Each pool process uses one intra-op thread: the pool already has a process per core, and more threads
+    would oversubscribe them. (Only pool processes: the in-process path leaves the caller's settings alone.)"""
+    import torch
+
+    torch.set_num_threads(1)
+    if initializer is not None:
+        initializer(*initargs)

@@ -178,7 +178,7 @@ def variant_label(config: dict[str, Any] | None, fallback: str) -> str:
     method = str(method).lower()
     if method not in ("nmtd", "mtd"):
         return _METHOD_LABELS.get(method, str(config.get("method", section.get("method"))))
-    # Unset weighting / layers mean the method's defaults (avkd.distill.stage.METHODS): mtd uw25, nmtd uniform.
+    # Unset weighting / layers (configs written by hand) mean the defaults: mtd uw25, nmtd uniform (losses.py).
     weighting = _weighting_label(config.get("weighting", section.get("weighting")))
     weighting = weighting or ("UW-25D" if method == "mtd" else "Uniform")
     layers = _layer_labels(config.get("layers", section.get("layers")))

@@ -73,13 +73,14 @@ def main() -> None:
     )
 
     print("\n## 1. student training samples per second (teacher pass + student step)")
+    steps = {}
     batch = None
     for method in ("bce", "fitnets", "mtd"):
         config = DistillConfig(
             method=method,
             student=student,
             loop=LoopConfig(batch_size=args.batch, device="cpu"),
-            samples_per_epoch=args.batch * (args.steps + 1),
+            samples_per_epoch=args.batch,
             val_samples=args.batch,
             monitor_losses=False,
         ).resolved()
@@ -96,9 +97,18 @@ def main() -> None:
             optimizer.step()
 
         step()  # warm-up
-        seconds = median_time(step, args.steps)
+        steps[f"{method} ({config.weighting})"] = step
+    # Interleaved rounds, so that a slow spell of the shared machine hits every method alike.
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.steps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        seconds = sorted(values)[len(values) // 2]
         print(
-            f"{method:>8} ({config.weighting}): {args.batch / seconds:7.2f} samples/s ({seconds:.2f} s per step)"
+            f"{name:>18}: {args.batch / seconds:7.2f} samples/s ({seconds:.2f} s per step, median of {len(values)})"
         )
 
     print("\n## 2. the frozen teacher's pass per batch")

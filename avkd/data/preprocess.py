@@ -176,9 +176,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(config_dict: dict[str, Any]) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one process per core already; intra-op threads would oversubscribe
     config = cfg.from_dict(LRS2PreprocessConfig, config_dict)
     _WORKER["config"] = config
     _WORKER["detector"] = config.detector.build()

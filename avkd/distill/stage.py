@@ -49,15 +49,16 @@ from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import LAST, METRICS, LoopConfig, fit, resolve_device
 from avkd.train.sync import SyncModelConfig, validate_sync
 
-#: method -> (loss registry name, default weighting, default layers)
-METHODS: dict[str, tuple[str, str, str | None]] = {
-    "bce": ("bce", "uniform", None),
-    "kd": ("kd", "uniform", None),
-    "rkd": ("rkd", "uniform", None),
-    "fitnets": ("fitnets", "uniform", None),
-    "minilm": ("minilm", "uniform", "fusion4"),
-    "nmtd": ("mtd", "uniform", "all"),
-    "mtd": ("mtd", "uw25", "all"),
+#: Methods, each a loss of the registry by the same name, with the layers its CAD/VR terms default to. The
+#: default weighting is the loss's own ``default_weighting`` (one place says it: avkd.distill.losses).
+METHODS: dict[str, str | None] = {
+    "bce": None,
+    "kd": None,
+    "rkd": None,
+    "fitnets": None,
+    "minilm": "fusion4",
+    "nmtd": "all",
+    "mtd": "all",
 }
 
 
@@ -104,11 +105,10 @@ class DistillConfig:
     def resolved(self) -> DistillConfig:
         if self.method not in METHODS:
             raise UsageError(f"unknown distillation method {self.method!r}; choose from {', '.join(METHODS)}")
-        _, weighting, layers = METHODS[self.method]
         return dataclasses.replace(
             self,
-            weighting=self.weighting or weighting,
-            layers=self.layers if self.layers is not None else layers,
+            weighting=self.weighting or build_loss(self.method).default_weighting,
+            layers=self.layers if self.layers is not None else METHODS[self.method],
         )
 
 
@@ -146,13 +146,11 @@ class DistillTask:
         self, config: DistillConfig, teacher: nn.Module, teacher_spec: ModelSpec, store: FeatureStore
     ) -> None:
         self.config = config
-        loss_name = METHODS[config.method][0]
         options = dict(config.loss_options)
-        if config.layers is not None and loss_name in ("mtd", "minilm"):
+        if config.layers is not None:  # the CAD/VR methods
             options.setdefault("layers", config.layers)
-        if loss_name in ("mtd", "minilm"):
             options.setdefault("temperature", config.temperature)
-        self.loss_fn = build_loss(loss_name, **options)
+        self.loss_fn = build_loss(config.method, **options)
         self.spec = dataclasses.replace(
             config.student.spec(config.sampling),
             pixel_order=teacher_spec.pixel_order,
@@ -189,12 +187,10 @@ class DistillTask:
 
     def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         video, mel, label = (t.to(device, non_blocking=True) for t in batch)
-        teacher = self.teacher(video, mel)
-        student = (
-            self.student(video, mel, taps=TapRequest(*self.taps))
-            if self.taps
-            else Tapped(self.student(video, mel), {})
-        )
+        # The BCE baseline never reads the teacher: skip its pass (the most expensive part of a step).
+        teacher = self.teacher(video, mel) if self.loss_fn.uses_teacher else Tapped(label, {})
+        request = self.loss_fn.tap_request()
+        student = self.student(video, mel, taps=request) if request else Tapped(self.student(video, mel), {})
         bce = F.binary_cross_entropy_with_logits(student.logits.float(), label)
         terms = self.loss_fn(student, teacher, label)
         total, logs = self.weighting(bce, terms)
@@ -223,14 +219,15 @@ class Monitors:
     """
 
     def __init__(self, teacher: nn.Module, student: nn.Module) -> None:
-        torch.manual_seed(0)  # the fixed random projection of the FitNets monitor
         self.losses = {
             "val/mtd": build_loss("mtd", layers="all"),
             "val/last_mtd": build_loss("mtd", layers="fusion4"),
             "val/fitnets": build_loss("fitnets", trainable_projection=False),
         }
-        for loss in self.losses.values():
-            loss.setup(student=student, teacher=teacher)
+        with torch.random.fork_rng(devices=[]):  # a fixed projection, without touching the training RNG
+            torch.manual_seed(0)
+            for loss in self.losses.values():
+                loss.setup(student=student, teacher=teacher)
         self.teacher = TeacherTaps(teacher, sorted({t for loss in self.losses.values() for t in loss.taps()}))
 
     def measure(
