@@ -35,7 +35,7 @@ from torch import nn
 
 from avkd import config as cfg
 from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
-from avkd.data.datasets import SyncDataset, SyncSamplingConfig
+from avkd.data.datasets import SyncDataset
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore
 from avkd.distill.losses import build_loss, parse_layers
@@ -47,7 +47,7 @@ from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, load_model, sav
 from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import LAST, METRICS, LoopConfig, fit, resolve_device
-from avkd.train.sync import SyncModelConfig, validate_sync
+from avkd.train.sync import SyncModelConfig, SyncRunConfig, validate_sync
 
 #: Methods, each a loss of the registry by the same name, with the layers its CAD/VR terms default to. The
 #: default weighting is the loss's own ``default_weighting`` (one place says it: avkd.distill.losses).
@@ -76,7 +76,7 @@ def _student_loop() -> LoopConfig:
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(SyncRunConfig):
     method: str = "mtd"
     #: uniform | manual | aw13 | aw25 | uw13 | uw25; None = the method's default (table above).
     weighting: str | None = None
@@ -91,16 +91,9 @@ class DistillConfig:
     loss_options: dict[str, Any] = field(default_factory=dict)
     student: SyncModelConfig = field(default_factory=lambda: SyncModelConfig(name="mtdvocalist", width=200))
     loop: LoopConfig = field(default_factory=_student_loop)
-    sampling: SyncSamplingConfig = field(default_factory=SyncSamplingConfig)
-    train_split: str = "pretrain"
-    val_split: str = "val"
-    samples_per_epoch: int | None = None
-    val_samples: int = 1024
-    val_seed: int = 1234
     #: Compute, on the validation set each epoch, the MTD, last-layer MTD and FitNets losses of the student
     #: against the teacher whatever the method (the paper's Figure 4 "loss ratio" curves).
     monitor_losses: bool = True
-    keep_checkpoint: bool = False
 
     def resolved(self) -> DistillConfig:
         if self.method not in METHODS:
@@ -167,12 +160,7 @@ class DistillTask:
         sampling = dataclasses.replace(
             config.sampling, pixel_order=teacher_spec.pixel_order, pixel_range=teacher_spec.pixel_range
         )
-        self.train = SyncDataset(
-            store, config.train_split, sampling, samples=config.samples_per_epoch, seed=config.loop.seed
-        )
-        self.val = SyncDataset(
-            store, config.val_split, sampling, samples=config.val_samples, seed=config.val_seed
-        )
+        self.train, self.val = config.datasets(store, sampling, config.loop.seed)
         self.monitors = Monitors(teacher, self.student) if config.monitor_losses else None
 
     def modules(self) -> dict[str, nn.Module]:

@@ -45,9 +45,9 @@ class SyncModelConfig:
 
 
 @dataclass
-class SyncTrainConfig:
-    model: SyncModelConfig = field(default_factory=SyncModelConfig)
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=50, batch_size=128, lr=5e-5))
+class SyncRunConfig:
+    """What every sync training run shares: how samples are drawn and which splits train and validate."""
+
     sampling: SyncSamplingConfig = field(default_factory=SyncSamplingConfig)
     train_split: str = "pretrain"
     val_split: str = "val"
@@ -57,6 +57,20 @@ class SyncTrainConfig:
     val_seed: int = 1234
     #: Keep checkpoints/last.pt (optimizer state included) in the finished artifact, to train on later.
     keep_checkpoint: bool = False
+
+    def datasets(
+        self, store: FeatureStore, sampling: SyncSamplingConfig, seed: int
+    ) -> tuple[SyncDataset, SyncDataset]:
+        """The training set (a new draw each epoch, reproducible from ``seed``) and the fixed validation set."""
+        train = SyncDataset(store, self.train_split, sampling, samples=self.samples_per_epoch, seed=seed)
+        val = SyncDataset(store, self.val_split, sampling, samples=self.val_samples, seed=self.val_seed)
+        return train, val
+
+
+@dataclass
+class SyncTrainConfig(SyncRunConfig):
+    model: SyncModelConfig = field(default_factory=SyncModelConfig)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=50, batch_size=128, lr=5e-5))
 
 
 def weighted_f1(labels: torch.Tensor, predictions: torch.Tensor) -> float:
@@ -82,16 +96,7 @@ class SyncTeacherTask:
         seed_everything(config.loop.seed)  # the initial weights are part of what the seed reproduces
         self.model = self.spec.build()
         self.store = store
-        self.train = SyncDataset(
-            store,
-            config.train_split,
-            config.sampling,
-            samples=config.samples_per_epoch,
-            seed=config.loop.seed,
-        )
-        self.val = SyncDataset(
-            store, config.val_split, config.sampling, samples=config.val_samples, seed=config.val_seed
-        )
+        self.train, self.val = config.datasets(store, config.sampling, config.loop.seed)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"model": self.model}
