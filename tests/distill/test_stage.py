@@ -77,6 +77,7 @@ def test_teacher_gets_no_gradient(features, teacher: Path) -> None:
     task = DistillTask(small("mtd").resolved(), loaded.model, loaded.spec, FeatureStore(features))
     batch = next(iter(torch.utils.data.DataLoader(task.train, batch_size=4)))
     loss, logs = task.loss(batch, torch.device("cpu"))
+    assert "train/bce" in logs and "weight/cad/mem4" in logs and "train/uw/reg" in logs
     loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in loaded.model.parameters())
     assert any(p.grad is not None for p in task.student.parameters())
