@@ -57,6 +57,33 @@ def synth_lrs2(
         )
 
 
+@synth_app.command("mosei")
+def synth_mosei(
+    out: Annotated[Path, typer.Argument(help="Output folder of CMU Multimodal SDK .csd files.")],
+    pickle: Annotated[
+        Path | None, typer.Option(help="Also write the same data as a MulT-style pickle here.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; same seed, same corpus.", show_default="0")
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """CMU-MOSEI-style .csd files whose label depends on a latent shared by the modalities plus private parts."""
+    from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
+
+    cfg = resolve(SynthMoseiConfig, config, set_, seed=seed)
+    summary = synthesize_mosei(out, cfg, pickle_path=pickle)
+    if json_out:
+        emit_json(summary)
+    else:
+        log(
+            f"{out}: synthetic CMU-MOSEI written in {summary['seconds']:.2f} s"
+            + (f"; pickle {pickle}" if pickle else "")
+        )
+
+
 @check_app.command("lrs2")
 def check_lrs2(
     root: Annotated[Path, typer.Argument(help="Corpus root holding the split files and main/, pretrain/.")],

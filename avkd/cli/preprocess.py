@@ -94,6 +94,32 @@ def lrs2(
     check_failure_share(art, cfg.max_failures)
 
 
+@app.command("mosei")
+def mosei(
+    src: Annotated[
+        Path, typer.Argument(help="Folder of SDK .csd files (COVAREP, FACET, GloVe, Labels) or a MulT .pkl.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output mosei-features artifact.")],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """CMU-MOSEI features into HDF5 (text 50x300, audio 500x74, vision 500x35 per segment, MulT's unaligned layout)."""
+    from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
+
+    cfg = resolve(MoseiIngestConfig, config, set_)
+    art = ingest_mosei(cfg, src, out, overwrite=overwrite, resume=resume, show_progress=True)
+    if json_out:
+        emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
+    else:
+        m = art.metrics
+        log(
+            f"{art.path}: {m.get('segments')} segments {m.get('per_split')}, {m.get('failures')} failed; id {art.id}"
+        )
+
+
 @app.command("merge")
 def merge(
     out: Annotated[

@@ -143,3 +143,17 @@ def test_evaluate_bad_frames_exit_2(frames: str, tmp_path: Path, capsys) -> None
         capsys, "evaluate", "--model", "m", "--data", "d", "--out", str(tmp_path / "e"), "--frames", frames
     )
     assert code == 2 and err.startswith(f"error: --frames {frames!r}") and err.count("\n") == 1
+
+
+def test_mosei_synth_and_ingest_cli(tmp_path: Path, capsys) -> None:
+    csd, pkl = tmp_path / "csd", tmp_path / "mosei_senti_data.pkl"
+    code, _, _ = run(capsys, "data", "synth", "mosei", str(csd), "--pickle", str(pkl), "--seed", "3")
+    assert code == 0 and pkl.is_file()
+    code, stdout, _ = run(capsys, "preprocess", "mosei", str(pkl), "--out", str(tmp_path / "a"), "--json")
+    from_pickle = json.loads(stdout)["metrics"]
+    code2, stdout, _ = run(capsys, "preprocess", "mosei", str(csd), "--out", str(tmp_path / "b"), "--json")
+    from_csd = json.loads(stdout)["metrics"]
+    assert code == code2 == 0
+    assert from_pickle["per_split"] == from_csd["per_split"] and from_csd["failures"] >= 1
+    code, _, err = run(capsys, "preprocess", "mosei", str(tmp_path / "nothing"), "--out", str(tmp_path / "c"))
+    assert code != 0 and err.startswith("error: ") and err.count("\n") == 1
