@@ -8,14 +8,20 @@ from typing import Annotated
 import typer
 
 from avkd.cli.common import ConfigOption, JsonOption, OverwriteOption, SetOption, emit_json, resolve
+from avkd.errors import UsageError
 from avkd.evaluate.sync import parse_frames
 from avkd.progress import log
 
 
 def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="Model artifact.")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="lrs2-features artifact.")],
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="lrs2-features (sync) or mosei-features artifact.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output evaluation artifact.")],
+    task: Annotated[
+        str, typer.Option(help="sync (31-candidate retrieval) or mosei (7-class emotion).")
+    ] = "sync",
     split: Annotated[str | None, typer.Option(help="Split to evaluate.", show_default="test")] = None,
     frames: Annotated[
         str | None,
@@ -38,7 +44,23 @@ def evaluate(
     overwrite: OverwriteOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Accuracy of offset retrieval among 31 candidates (±15 frames), correct within ±1 frame, for each K."""
+    """Sync: accuracy of offset retrieval among 31 candidates (±15 frames), correct within ±1 frame, for each K.
+    Mosei: 7-class accuracy, F1, binary accuracy/F1, MAE, correlation and the majority-class baseline."""
+    if task == "mosei":
+        from avkd.evaluate.stage import EmotionEvalConfig, evaluate_emotion_artifact
+
+        if frames is not None or save_scores or limit is not None:
+            raise UsageError("--frames, --limit and --save-scores are sync options")
+        cfg = resolve(EmotionEvalConfig, config, set_, split=split, device=device)
+        art = evaluate_emotion_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
+        if json_out:
+            emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
+        else:
+            typer.echo((art.path / "metrics.md").read_text().rstrip())
+            log(f"{art.path}: id {art.id}")
+        return
+    if task != "sync":
+        raise UsageError(f"--task {task!r}: choose sync or mosei")
     from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
 
     cfg = resolve(

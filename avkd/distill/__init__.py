@@ -9,6 +9,8 @@ method (``bce``, ``kd``, ``rkd``, ``fitnets``, ``minilm``, ``nmtd``) → ``unifo
 
 from __future__ import annotations
 
+# The emotion track's losses (crd, edam_s, edam_t) join the same registry when the package is imported.
+from avkd.distill import emotion_losses  # noqa: F401
 from avkd.distill.losses import (
     DistillLoss,
     build_loss,

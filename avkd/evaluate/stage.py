@@ -94,3 +94,58 @@ def evaluate_sync_artifact(
             "parameters": summary["parameters"],
         }
         return writer.commit(metrics=metrics, label=label)
+
+
+@dataclass
+class EmotionEvalConfig:
+    split: str = "test"
+    batch_size: int = 24
+    device: str = "cpu"
+
+
+def evaluate_emotion_artifact(
+    config: EmotionEvalConfig,
+    model: str | Path,
+    features: str | Path,
+    out: str | Path,
+    label: str | None = None,
+    overwrite: bool = False,
+) -> Artifact:
+    """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
+    of an emotion model on a ``mosei-features`` split; also its parameter count and milliseconds per batch."""
+    import time
+
+    from avkd.data.mosei import KIND as MOSEI_KIND
+    from avkd.data.mosei import MoseiDataset
+    from avkd.evaluate.classify import emotion_metrics
+    from avkd.train.emotion import predict
+    from avkd.train.loop import resolve_device
+
+    feats = load_artifact(features, kind=MOSEI_KIND)
+    loaded = load_model(model, device=config.device)
+    dataset = MoseiDataset(feats, config.split)
+    train_labels = MoseiDataset(feats, "train").labels()
+    label = label or Path(model).name
+    inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
+    with ArtifactWriter(out, KIND, cfg.to_dict(config), inputs=inputs, overwrite=overwrite) as writer:
+        start = time.perf_counter()
+        logits, labels = predict(loaded.model, dataset, resolve_device(config.device), config.batch_size)
+        batches = max(1, -(-len(dataset) // config.batch_size))
+        ms_per_batch = 1000 * (time.perf_counter() - start) / batches
+        result = emotion_metrics(labels, logits=logits, train_labels=train_labels)
+        summary = {
+            "label": label,
+            "task": "mosei",
+            "model": loaded.artifact.ref() if loaded.artifact else {"path": str(model)},
+            "parameters": count_parameters(loaded.model),
+            "ms_per_batch": ms_per_batch,
+            "batch_size": config.batch_size,
+            **result.to_json(),
+        }
+        atomic_write_text(writer.path("metrics.json"), json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(writer.path("metrics.md"), result.table_markdown(label))
+        metrics = {
+            k: summary[k]
+            for k in ("acc7", "f1_weighted", "acc2", "f1_binary", "mae", "corr", "parameters", "ms_per_batch")
+        }
+        return writer.commit(metrics=metrics, label=label, task="mosei")

@@ -1,0 +1,92 @@
+"""Emotion-track teacher training on the synthetic CMU-MOSEI corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
+from avkd.data.store import read_jsonl
+from avkd.data.synthetic_mosei import synthesize_mosei
+from avkd.models.io import load_model
+from avkd.train.emotion import EmotionModelConfig, EmotionTrainConfig, EpochShuffle, train_emotion_teacher
+from avkd.train.loop import LoopConfig
+
+TINY = {"branch": "complete", "output_dim": 7, "d": 10, "layers": 1}
+
+
+@pytest.fixture(scope="module")
+def mosei_features(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mosei")
+    synthesize_mosei(root / "csd")
+    return ingest_mosei(MoseiIngestConfig(), root / "csd", root / "feats").path
+
+
+def tiny_config(epochs: int = 2, **kwargs) -> EmotionTrainConfig:
+    return EmotionTrainConfig(
+        model=EmotionModelConfig(name="mult", kwargs=dict(TINY, **kwargs)),
+        loop=LoopConfig(
+            epochs=epochs, batch_size=8, lr=1e-3, device="cpu", grad_clip=0.8, select_metric="val_acc7"
+        ),
+    )
+
+
+def test_teacher_trains_and_loads(mosei_features: Path, tmp_path: Path) -> None:
+    art = train_emotion_teacher(tiny_config(), mosei_features, tmp_path / "t", show_progress=False)
+    history = read_jsonl(tmp_path / "t" / "metrics.jsonl")
+    assert len(history) == 2 and {"val_acc7", "val_f1", "val_loss"} <= set(history[0])
+    assert art.metrics["best_val_acc7"] == max(r["val_acc7"] for r in history)
+    model = load_model(tmp_path / "t").model
+    out = model(torch.zeros(2, 50, 300), torch.zeros(2, 500, 74), torch.zeros(2, 500, 35))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+def test_video_branch(mosei_features: Path, tmp_path: Path) -> None:
+    art = train_emotion_teacher(
+        tiny_config(epochs=1, branch="video"), mosei_features, tmp_path / "v", show_progress=False
+    )
+    assert art.config["model"]["kwargs"]["branch"] == "video"
+
+
+def test_epoch_shuffle_is_a_function_of_seed_and_epoch() -> None:
+    data = list(range(10))
+    a, b = EpochShuffle(data, seed=1), EpochShuffle(data, seed=1)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    assert [a[i] for i in range(10)] == [b[i] for i in range(10)] and sorted(a[i] for i in range(10)) == data
+    b.set_epoch(4)
+    assert [a[i] for i in range(10)] != [b[i] for i in range(10)]
+
+
+def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) -> None:
+    import json
+
+    from avkd.cli.main import main
+
+    args = [
+        "train",
+        "teacher",
+        "--task",
+        "mosei",
+        "--data",
+        str(mosei_features),
+        "--out",
+        str(tmp_path / "t"),
+    ]
+    args += ["--branch", "video", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+    args += ["--set", "model.kwargs.d=10", "--set", "model.kwargs.layers=1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    code = main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "e"), "--json"])  # fmt: skip
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert (
+        code == 0
+        and 0.0 <= metrics["acc7"] <= 1.0
+        and metrics["parameters"] > 0
+        and metrics["ms_per_batch"] > 0
+    )
+    summary = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert sum(summary["histogram"]) == summary["n"] and summary["majority_from"] == "train"
+    assert main(["train", "teacher", "--task", "mosei", "--data", str(mosei_features), "--out", str(tmp_path / "x"), "--width", "3"]) == 2  # fmt: skip
