@@ -34,7 +34,11 @@ def distill(
         str | None,
         typer.Option(help="CAD/VR layers: all, fusion4, av1-4,fusion1-4, va1,av4,fus3 (mtd, nmtd, minilm)."),
     ] = None,
-    task: Annotated[str, typer.Option(help="sync (LRS2); the emotion track comes later.")] = "sync",
+    task: Annotated[str, typer.Option(help="sync (LRS2, VocaLiST) or mosei (CMU-MOSEI, MulT).")] = "sync",
+    mosei_config: Annotated[
+        int | None,
+        typer.Option("--config-id", help="mosei: student-teacher configuration 1-5.", show_default="5"),
+    ] = None,
     student: Annotated[
         str | None, typer.Option(help="Student model name.", show_default="mtdvocalist")
     ] = None,
@@ -55,11 +59,44 @@ def distill(
     resume: ResumeOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Train a student sync model from a frozen teacher (MTD and the baselines of the MTDVocaLiST paper)."""
+    """Train a student from a frozen teacher: sync (MTD and the MTDVocaLiST paper's baselines) or mosei (the
+    video-only MulT student with none | crd-final | crd-penultimate | crd-post-attention | crd-attention |
+    edam-s | edam-t)."""
+    if task == "mosei":
+        from avkd.distill.emotion_stage import EmotionDistillConfig, distill_emotion
+
+        if any(v is not None for v in (weighting, layers, student, width, samples_per_epoch)):
+            raise UsageError(
+                "--weighting, --layers, --student, --width and --samples-per-epoch are sync options"
+            )
+        cfg = resolve(
+            EmotionDistillConfig,
+            config,
+            set_,
+            method=method,
+            config=mosei_config,
+            **{
+                "loop.epochs": epochs,
+                "loop.batch_size": batch_size,
+                "loop.lr": lr,
+                "loop.device": device,
+                "loop.seed": seed,
+            },
+        )
+        art = distill_emotion(cfg, teacher, data, out, overwrite=overwrite, resume=resume)
+        if json_out:
+            emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
+        else:
+            m = art.metrics
+            log(
+                f"{art.path}: {m['method']} student (config {m['config']}), {m['parameters']:,} parameters, "
+                f"best val acc7 {m['best_val_acc7']:.4f}; id {art.id}"
+            )
+        return
+    if task != "sync":
+        raise UsageError(f"--task {task!r}: choose sync or mosei")
     from avkd.distill.stage import DistillConfig, distill_sync
 
-    if task != "sync":
-        raise UsageError(f"--task {task!r}: only 'sync' is available so far")
     cfg = resolve(
         DistillConfig,
         config,
