@@ -46,6 +46,7 @@ from typing import Any
 
 from avkd.artifacts import Artifact, ArtifactWriter, atomic_write_text, load_artifact, register_kind
 from avkd.errors import ArtifactError, UsageError
+from avkd.report_emotion import build_emotion_report, is_emotion_evaluation
 
 KIND = "report"
 register_kind(KIND, 1)
@@ -1033,6 +1034,12 @@ def build_report(
     overwrite: bool = False,
 ) -> Artifact:
     """Write a ``report`` artifact (tables, JSON and figures) from evaluation artifacts, rows in the order given."""
+    heads = [load_artifact(path, kind="evaluation") for path in evaluations]
+    emotion = [is_emotion_evaluation(a) for a in heads]
+    if any(emotion):
+        if not all(emotion):
+            raise UsageError("report: sync and emotion (mosei) evaluations cannot share one report")
+        return build_emotion_report(heads, out, title or "avkd emotion report", overwrite=overwrite)
     loaded = _load(evaluations)
     arts = [a for a, _ in loaded]
     runs = [r for _, r in loaded]

@@ -30,6 +30,14 @@ def report(
     from avkd.report import Run, build_report, table_markdown, union_frames
 
     art = build_report(evaluations or [], out, title=title, overwrite=overwrite)
+    if art.metrics.get("task") == "mosei":  # the emotion table: printed as written
+        if json_out:
+            emit_json(
+                {"path": str(art.path), "id": art.id, "metrics": art.metrics, "files": sorted(art.files)}
+            )
+        else:
+            typer.echo((art.path / "report.md").read_text().rstrip())
+        return
     runs = [Run.from_json(r) for r in json.loads((art.path / "report.json").read_text())["runs"]]
     if json_out:
         emit_json(

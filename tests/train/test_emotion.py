@@ -90,3 +90,12 @@ def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) ->
     summary = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert sum(summary["histogram"]) == summary["n"] and summary["majority_from"] == "train"
     assert main(["train", "teacher", "--task", "mosei", "--data", str(mosei_features), "--out", str(tmp_path / "x"), "--width", "3"]) == 2  # fmt: skip
+    # The report gains the emotion track's Table-1-shaped table.
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "e"), "--out", str(tmp_path / "r")]) == 0
+    report = (tmp_path / "r" / "report.md").read_text()
+    acc7 = json.loads((tmp_path / "e" / "metrics.json").read_text())["acc7"]
+    assert (
+        f"| t | teacher / trained alone | {100 * acc7:.2f} |" in report
+        and "EDAM-S on attention maps (best)" in report
+    )
