@@ -187,8 +187,3 @@ def apply_overrides(config: C, overrides: Iterable[str]) -> C:
         key, value = parse_override(item)
         _set_dotted(data, key, value)
     return from_dict(type(config), data)
-
-
-def dump_yaml(config: Any) -> str:
-    """The resolved config as YAML text (what ``--print-config`` shows)."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
