@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
+from avkd.artifacts import Artifact, is_complete, load_artifact
 from avkd.data.mosei import KIND as MOSEI_KIND
 from avkd.data.mosei import MoseiDataset, label7
 from avkd.distill.emotion_losses import CRDBatch, contrast_indices
@@ -37,12 +37,12 @@ from avkd.errors import UsageError
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.attention import Tapped
 from avkd.models.io import KIND as MODEL_KIND
-from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, load_model, save_weights
+from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
 from avkd.models.mult import STUDENT_CONFIGS
 from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.emotion import EpochShuffle, predict
-from avkd.train.loop import LAST, METRICS, LoopConfig, fit, resolve_device
+from avkd.train.loop import LoopConfig, fit_to_artifact, resolve_device
 
 #: method -> (loss registry name and options), None = no distillation term.
 EMOTION_METHODS: dict[str, tuple[str, dict[str, Any]] | None] = {
@@ -216,22 +216,23 @@ def distill_emotion(
         )
     task = EmotionDistillTask(config, loaded.model, feats)
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
-    with ArtifactWriter(
-        out, MODEL_KIND, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, resume=resume
-    ) as writer:
-        loaded.model.to(resolve_device(config.loop.device))
-        result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
-        if not config.keep_checkpoint:
-            (writer.workdir / LAST).unlink(missing_ok=True)
-        best = result.best or {}
-        metrics = {
-            "parameters": count_parameters(task.student),
-            "teacher_parameters": count_parameters(loaded.model),
-            "method": config.method,
-            "config": config.config,
-            "epochs": len(result.history),
-            "best_epoch": best.get("epoch"),
-            "best_val_acc7": best.get("val_acc7"),
-            "best_val_f1": best.get("val_f1"),
-        }
-        return writer.commit(metrics=metrics, spec=task.spec.to_json(), logs=METRICS)
+    loaded.model.to(resolve_device(config.loop.device))
+    metrics = {
+        "parameters": count_parameters(task.student),
+        "teacher_parameters": count_parameters(loaded.model),
+        "method": config.method,
+        "config": config.config,
+    }
+    return fit_to_artifact(
+        task,
+        config.loop,
+        out,
+        cfg.to_dict(config),
+        inputs,
+        keep_checkpoint=config.keep_checkpoint,
+        overwrite=overwrite,
+        resume=resume,
+        show_progress=show_progress,
+        metrics=metrics,
+        best_keys=("val_acc7", "val_f1"),
+    )

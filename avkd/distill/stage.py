@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
+from avkd.artifacts import Artifact, is_complete, load_artifact
 from avkd.data.datasets import SyncDataset
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore
@@ -43,10 +43,10 @@ from avkd.distill.weighting import build_weighting
 from avkd.errors import UsageError
 from avkd.models.attention import Tapped, TapRequest
 from avkd.models.io import KIND as MODEL_KIND
-from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, load_model, save_weights
+from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
 from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
-from avkd.train.loop import LAST, METRICS, LoopConfig, fit, resolve_device
+from avkd.train.loop import LoopConfig, fit_to_artifact, resolve_device
 from avkd.train.sync import SyncModelConfig, SyncRunConfig, validate_sync
 
 #: Methods, each a loss of the registry by the same name, with the layers its CAD/VR terms default to. The
@@ -256,26 +256,27 @@ def distill_sync(
     store = FeatureStore(feats)
     task = DistillTask(config, loaded.model, loaded.spec, store)
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
-    with ArtifactWriter(
-        out, MODEL_KIND, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, resume=resume
-    ) as writer:
-        task.teacher.model.to(resolve_device(config.loop.device))
-        result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
-        if not config.keep_checkpoint:
-            (writer.workdir / LAST).unlink(missing_ok=True)
-        best = result.best or {}
-        metrics = {
-            "parameters": count_parameters(task.student),
-            "teacher_parameters": count_parameters(loaded.model),
-            "method": config.method,
-            "weighting": config.weighting,
-            "layers": config.layers,
-            "epochs": len(result.history),
-            "steps": result.steps,
-            "best_epoch": best.get("epoch"),
-            "best_val_f1": best.get("val_f1"),
-            "best_val_acc": best.get("val_acc"),
-            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
-        }
+    task.teacher.model.to(resolve_device(config.loop.device))
+    metrics = {
+        "parameters": count_parameters(task.student),
+        "teacher_parameters": count_parameters(loaded.model),
+        "method": config.method,
+        "weighting": config.weighting,
+        "layers": config.layers,
+    }
+    try:
+        return fit_to_artifact(
+            task,
+            config.loop,
+            out,
+            cfg.to_dict(config),
+            inputs,
+            keep_checkpoint=config.keep_checkpoint,
+            overwrite=overwrite,
+            resume=resume,
+            show_progress=show_progress,
+            metrics=metrics,
+            best_keys=("val_f1", "val_acc"),
+        )
+    finally:
         store.close()
-        return writer.commit(metrics=metrics, spec=task.spec.to_json(), logs=METRICS)

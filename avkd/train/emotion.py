@@ -21,15 +21,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
+from avkd.artifacts import Artifact, is_complete, load_artifact
 from avkd.data.mosei import KIND as MOSEI_KIND
 from avkd.data.mosei import MoseiDataset, label7
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.io import KIND as MODEL_KIND
-from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
+from avkd.models.io import ModelSpec, count_parameters, save_weights
 from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
-from avkd.train.loop import LAST, METRICS, LoopConfig, fit
+from avkd.train.loop import LoopConfig, fit_to_artifact
 
 
 class EpochShuffle(Dataset):
@@ -140,19 +140,16 @@ def train_emotion_teacher(
         return load_artifact(out, kind=MODEL_KIND)
     feats = load_artifact(features, kind=MOSEI_KIND)
     task = EmotionTeacherTask(config, feats)
-    with ArtifactWriter(
-        out, MODEL_KIND, cfg.to_dict(config), inputs=[feats], overwrite=overwrite, resume=resume
-    ) as writer:
-        result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
-        if not config.keep_checkpoint:
-            (writer.workdir / LAST).unlink(missing_ok=True)
-        best = result.best or {}
-        metrics = {
-            "parameters": count_parameters(task.model),
-            "epochs": len(result.history),
-            "steps": result.steps,
-            "best_epoch": best.get("epoch"),
-            "best_val_acc7": best.get("val_acc7"),
-            "best_val_f1": best.get("val_f1"),
-        }
-        return writer.commit(metrics=metrics, spec=task.spec.to_json(), logs=METRICS)
+    return fit_to_artifact(
+        task,
+        config.loop,
+        out,
+        cfg.to_dict(config),
+        [feats],
+        keep_checkpoint=config.keep_checkpoint,
+        overwrite=overwrite,
+        resume=resume,
+        show_progress=show_progress,
+        metrics={"parameters": count_parameters(task.model)},
+        best_keys=("val_acc7", "val_f1"),
+    )

@@ -308,3 +308,42 @@ def _json_line(row: dict[str, Any]) -> str:
     import json
 
     return json.dumps(row) + "\n"
+
+
+def fit_to_artifact(
+    task: TrainTask,
+    loop: LoopConfig,
+    out: Path,
+    config: dict[str, Any],
+    inputs: list[Any],
+    keep_checkpoint: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    show_progress: bool = True,
+    metrics: dict[str, Any] | None = None,
+    best_keys: tuple[str, ...] = (),
+) -> Any:
+    """Train ``task`` into a ``model`` artifact at ``out``: the one wrapper every training stage shares.
+
+    The artifact holds ``model.pt`` (the best epoch by ``loop.select_metric``), ``metrics.jsonl`` and, with
+    ``keep_checkpoint``, the full training state to train on later. Its metrics are ``metrics`` plus the run's
+    epochs, steps, best epoch and the best row's ``best_keys`` (as ``best_<key>``).
+    """
+    from avkd.artifacts import ArtifactWriter
+    from avkd.models.io import KIND as MODEL_KIND
+    from avkd.models.io import WEIGHTS
+
+    with ArtifactWriter(out, MODEL_KIND, config, inputs=inputs, overwrite=overwrite, resume=resume) as writer:
+        result = fit(task, loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
+        if not keep_checkpoint:
+            (writer.workdir / LAST).unlink(missing_ok=True)
+        best = result.best or {}
+        summary = {
+            **(metrics or {}),
+            "epochs": len(result.history),
+            "steps": result.steps,
+            "best_epoch": best.get("epoch"),
+            **{f"best_{key}": best.get(key) for key in best_keys},
+            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+        }
+        return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)

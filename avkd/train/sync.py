@@ -18,15 +18,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, ArtifactWriter, is_complete, load_artifact
+from avkd.artifacts import Artifact, is_complete, load_artifact
 from avkd.data.datasets import SyncDataset, SyncSamplingConfig
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore
 from avkd.models.io import KIND as MODEL_KIND
-from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
+from avkd.models.io import ModelSpec, count_parameters, save_weights
 from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
-from avkd.train.loop import LAST, METRICS, FitResult, LoopConfig, fit
+from avkd.train.loop import LoopConfig, fit_to_artifact
 
 
 @dataclass
@@ -156,23 +156,19 @@ def train_sync_teacher(
     feats = load_artifact(features, kind=FEATURES_KIND)
     store = FeatureStore(feats)
     task = SyncTeacherTask(config, store)
-    with ArtifactWriter(
-        out, MODEL_KIND, cfg.to_dict(config), inputs=[feats], overwrite=overwrite, resume=resume
-    ) as writer:
-        result: FitResult = fit(
-            task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress
+    try:
+        return fit_to_artifact(
+            task,
+            config.loop,
+            out,
+            cfg.to_dict(config),
+            [feats],
+            keep_checkpoint=config.keep_checkpoint,
+            overwrite=overwrite,
+            resume=resume,
+            show_progress=show_progress,
+            metrics={"parameters": count_parameters(task.model)},
+            best_keys=("val_f1", "val_acc"),
         )
-        if not config.keep_checkpoint:
-            (writer.workdir / LAST).unlink(missing_ok=True)
-        best = result.best or {}
-        metrics = {
-            "parameters": count_parameters(task.model),
-            "epochs": len(result.history),
-            "steps": result.steps,
-            "best_epoch": best.get("epoch"),
-            "best_val_f1": best.get("val_f1"),
-            "best_val_acc": best.get("val_acc"),
-            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
-        }
+    finally:
         store.close()
-        return writer.commit(metrics=metrics, spec=task.spec.to_json(), logs=METRICS)
