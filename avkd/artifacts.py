@@ -197,6 +197,14 @@ def is_complete(path: Path) -> bool:
         return False
 
 
+def finished(out: Path, kind: str, resume: bool) -> Artifact | None:
+    """With ``--resume``, a complete artifact at ``out`` is the result: nothing is redone (None otherwise)."""
+    if not (resume and is_complete(out)):
+        return None
+    print(f"{out}: already complete, nothing to resume", file=sys.stderr, flush=True)
+    return load_artifact(out, kind=kind)
+
+
 def lineage(artifact: Artifact, depth: int = 0, seen: set[str] | None = None) -> list[dict[str, Any]]:
     """The artifact and its upstream chain, each entry noting whether the recorded input is still on disk."""
     seen = set() if seen is None else seen

@@ -65,13 +65,13 @@ from avkd.artifacts import (
     Artifact,
     ArtifactWriter,
     atomic_write_text,
-    is_complete,
+    finished,
     load_artifact,
     register_kind,
 )
 from avkd.data.lrs2 import manifest_dir
 from avkd.errors import ArtifactError, UsageError
-from avkd.progress import ProgressReporter, log
+from avkd.progress import ProgressReporter
 
 KIND = "mosei-features"
 SCHEMA = 1
@@ -601,9 +601,8 @@ def ingest_mosei(
     src, out = Path(src), Path(out)
     if not src.exists():
         raise ArtifactError(f"{src}: no such file or folder")
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return load_artifact(out, kind=KIND)
+    if (done := finished(out, KIND, resume)) is not None:
+        return done
     resolved = cfg.to_dict(config)
     with ArtifactWriter(out, KIND, resolved, overwrite=overwrite, resume=resume) as writer:
         target = writer.path(FEATURES)

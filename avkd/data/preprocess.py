@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, ArtifactWriter, atomic_write_text, is_complete, load_artifact
+from avkd.artifacts import Artifact, ArtifactWriter, atomic_write_text, finished, load_artifact
 from avkd.data import store
 from avkd.data.audio import SAMPLE_RATE, from_int16, resample, to_int16, to_mono, vocalist_mel
 from avkd.data.faces import DEFAULT_FIXED_BOX, FaceDetector, build_detector, crop_faces
@@ -230,9 +230,8 @@ def preprocess_lrs2(
     out = Path(out)
     config = dataclasses.replace(config, decoder=resolve_decoder(config.decoder))  # recorded as resolved
     config.detector.build()  # fail fast on a bad detector setting, before any worker starts
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return PreprocessResult(load_artifact(out, kind=KIND), 0, 0, 0, 0.0)
+    if (done := finished(out, KIND, resume)) is not None:
+        return PreprocessResult(done, 0, 0, 0, 0.0)
     corpus = list_utterances(root, config.splits)
     # Every index entry and failure keeps its position in the whole corpus, so merging shards restores the
     # exact order of a single run.

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, is_complete, load_artifact
+from avkd.artifacts import Artifact, finished, load_artifact
 from avkd.data.mosei import KIND as MOSEI_KIND
 from avkd.data.mosei import MoseiDataset, label7
 from avkd.distill.emotion_losses import CRDBatch, contrast_indices
@@ -39,7 +39,6 @@ from avkd.models.attention import Tapped
 from avkd.models.io import KIND as MODEL_KIND
 from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
 from avkd.models.mult import STUDENT_CONFIGS
-from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.emotion import EpochShuffle, predict
 from avkd.train.loop import LoopConfig, fit_to_artifact, resolve_device
@@ -202,9 +201,8 @@ def distill_emotion(
 ) -> Artifact:
     """Distil the video-only student from a MulT ``model`` artifact on a ``mosei-features`` artifact."""
     out = Path(out)
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return load_artifact(out, kind=MODEL_KIND)
+    if (done := finished(out, MODEL_KIND, resume)) is not None:
+        return done
     feats = load_artifact(features, kind=MOSEI_KIND)
     loaded = load_model(teacher)
     branch = loaded.spec.kwargs.get("branch", "complete")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, is_complete, load_artifact
+from avkd.artifacts import Artifact, finished, load_artifact
 from avkd.data.datasets import SyncDataset
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore
@@ -44,7 +44,6 @@ from avkd.errors import UsageError
 from avkd.models.attention import Tapped, TapRequest
 from avkd.models.io import KIND as MODEL_KIND
 from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
-from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import LoopConfig, fit_to_artifact, resolve_device
 from avkd.train.sync import SyncModelConfig, SyncRunConfig, validate_sync
@@ -248,9 +247,8 @@ def distill_sync(
     out = Path(out)
     config = config.resolved()
     parse_layers(config.layers) if config.layers else None  # a bad --layers is a usage error before any work
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return load_artifact(out, kind=MODEL_KIND)
+    if (done := finished(out, MODEL_KIND, resume)) is not None:
+        return done
     feats = load_artifact(features, kind=FEATURES_KIND)
     loaded = load_model(teacher, device="cpu")
     store = FeatureStore(feats)

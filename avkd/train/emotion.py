@@ -21,13 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, is_complete, load_artifact
+from avkd.artifacts import Artifact, finished, load_artifact
 from avkd.data.mosei import KIND as MOSEI_KIND
 from avkd.data.mosei import MoseiDataset, label7
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.io import KIND as MODEL_KIND
 from avkd.models.io import ModelSpec, count_parameters, save_weights
-from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import LoopConfig, fit_to_artifact
 
@@ -135,9 +134,8 @@ def train_emotion_teacher(
 ) -> Artifact:
     """Train an emotion model on a ``mosei-features`` artifact into a ``model`` artifact (best val acc7)."""
     out = Path(out)
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return load_artifact(out, kind=MODEL_KIND)
+    if (done := finished(out, MODEL_KIND, resume)) is not None:
+        return done
     feats = load_artifact(features, kind=MOSEI_KIND)
     task = EmotionTeacherTask(config, feats)
     return fit_to_artifact(

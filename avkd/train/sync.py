@@ -18,13 +18,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from avkd import config as cfg
-from avkd.artifacts import Artifact, is_complete, load_artifact
+from avkd.artifacts import Artifact, finished, load_artifact
 from avkd.data.datasets import SyncDataset, SyncSamplingConfig
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore
 from avkd.models.io import KIND as MODEL_KIND
 from avkd.models.io import ModelSpec, count_parameters, save_weights
-from avkd.progress import log
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import LoopConfig, fit_to_artifact
 
@@ -150,9 +149,8 @@ def train_sync_teacher(
 ) -> Artifact:
     """Train a sync model on an ``lrs2-features`` artifact into a ``model`` artifact (best val F1 weights)."""
     out = Path(out)
-    if resume and is_complete(out):
-        log(f"{out}: already complete, nothing to resume")
-        return load_artifact(out, kind=MODEL_KIND)
+    if (done := finished(out, MODEL_KIND, resume)) is not None:
+        return done
     feats = load_artifact(features, kind=FEATURES_KIND)
     store = FeatureStore(feats)
     task = SyncTeacherTask(config, store)
