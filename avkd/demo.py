@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def run_demo(
     if not report.ok:
         log(f"      warning: {corpus} differs from its manifest (see `avkd data check lrs2 {corpus}`)")
 
-    feats = _stage(
+    feats = reuse_or_build(
         features,
         FEATURES_KIND,
         f"[2/{steps}] features",
@@ -103,7 +104,7 @@ def run_demo(
     )
     log("      " + describe(feats))
 
-    model = _stage(
+    model = reuse_or_build(
         teacher,
         MODEL_KIND,
         f"[3/{steps}] teacher",
@@ -121,7 +122,7 @@ def run_demo(
         for i, method in enumerate(("mtd", "bce")):
             student_dir = out / f"student-{method}"
             student_cfg = dataclasses.replace(config.student, method=method)
-            model_art = _stage(
+            model_art = reuse_or_build(
                 student_dir,
                 MODEL_KIND,
                 f"[{5 + i}/{steps}] {method} student",
@@ -138,7 +139,7 @@ def run_demo(
                     config, student_dir, features, out / f"eval-{method}", label, "      ", show_progress
                 )
             )
-    report = _stage(
+    report = reuse_or_build(
         out / "report",
         REPORT_KIND,
         "      report",
@@ -167,7 +168,7 @@ def run_demo(
 def _evaluate(
     config: DemoConfig, model: Path, features: Path, out: Path, label: str, title: str, show_progress: bool
 ) -> Artifact:
-    return _stage(
+    return reuse_or_build(
         out,
         EVALUATION_KIND,
         f"{title} evaluation of the {label}",
@@ -197,7 +198,8 @@ def _table(evaluations: list[Artifact]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stage(path: Path, kind: str, title: str, build) -> Artifact:
+def reuse_or_build(path: Path, kind: str, title: str, build: Callable[[], Artifact]) -> Artifact:
+    """The artifact at ``path`` if it is complete, else ``build()`` (which writes it); either way logged."""
     if is_complete(path):
         log(f"{title}: reusing {path}")
         return load_artifact(path, kind=kind)

@@ -35,7 +35,7 @@ def is_emotion_evaluation(art: Artifact) -> bool:
     return art.manifest.get("task") == "mosei"
 
 
-def _row(art: Artifact) -> dict[str, Any]:
+def emotion_row(art: Artifact) -> dict[str, Any]:
     summary = json.loads((art.path / "metrics.json").read_text())
     model_ref = art.manifest.get("inputs", [{}])[-1]
     config: dict[str, Any] = {}
@@ -66,15 +66,9 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def emotion_markdown(title: str, rows: Sequence[dict[str, Any]]) -> str:
+def emotion_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The Table-1-shaped runs table (markdown) of :func:`emotion_row` rows."""
     lines = [
-        f"# {title}",
-        "",
-        "7-class accuracy (round(clip(y, −3, 3))), weighted F1 and binary accuracy (MulT's rule, zeros excluded),"
-        " in %, on the evaluated split; each row names its evaluation and model artifacts.",
-        "",
-        "## Runs",
-        "",
         "| run | what | Acc7 | F1 | Acc2 | params (M) | ms / batch | segments | majority Acc7 | evaluation | model |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -84,7 +78,19 @@ def emotion_markdown(title: str, rows: Sequence[dict[str, Any]]) -> str:
             f"{r['parameters'] / 1e6:.3f} | {r['ms_per_batch']:.1f} (batch {r['batch_size']}) | {r['n']} | "
             f"{_pct(r['majority_acc7'])} | `{r['evaluation_id']}` | `{r['model_id']}` |"
         )
-    lines += [
+    return "\n".join(lines)
+
+
+def emotion_markdown(title: str, rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        "7-class accuracy (round(clip(y, −3, 3))), weighted F1 and binary accuracy (MulT's rule, zeros excluded),"
+        " in %, on the evaluated split; each row names its evaluation and model artifacts.",
+        "",
+        "## Runs",
+        "",
+        emotion_table(rows),
         "",
         "## Published (seed paper Table 1, CMU-MOSEI unaligned)",
         "",
@@ -103,7 +109,7 @@ def build_emotion_report(
 ) -> Artifact:
     from avkd.report import KIND
 
-    rows = [_row(a) for a in arts]
+    rows = [emotion_row(a) for a in arts]
     with ArtifactWriter(
         out, KIND, {"title": title, "task": "mosei"}, inputs=arts, overwrite=overwrite
     ) as writer:

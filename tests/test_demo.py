@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from avkd.artifacts import load_artifact
+from avkd.data.synthetic_mosei import SynthMoseiConfig
 from avkd.demo import DemoConfig, run_demo
+from avkd.demo_emotion import EmotionDemoConfig, run_emotion_demo
 from avkd.train.loop import LoopConfig
 from avkd.train.sync import SyncModelConfig
 
@@ -35,4 +37,32 @@ def test_demo_chain_and_reuse(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     again = run_demo(tmp_path / "demo", tiny(), show_progress=False)
     assert again["accuracy"] == summary["accuracy"]
+    assert capsys.readouterr().err.count("reusing") == 9  # the corpus and all eight artifacts
+
+
+def tiny_emotion() -> EmotionDemoConfig:
+    config = EmotionDemoConfig(corpus=SynthMoseiConfig(seed=1, min_seconds=0.8, max_seconds=1.6))
+    config.teacher.model.kwargs.update(d=10, layers=1)
+    config.teacher.loop = LoopConfig(epochs=1, batch_size=8, device="cpu", select_metric="val_acc7")
+    config.student_loop = LoopConfig(
+        epochs=1, batch_size=8, device="cpu", select_metric="val_acc7", max_steps_per_epoch=2
+    )
+    return config
+
+
+def test_emotion_demo_chain_and_reuse(tmp_path: Path, capsys) -> None:
+    summary = run_emotion_demo(tmp_path / "demo", tiny_emotion(), show_progress=False)
+    names = {"corpus", "features", "teacher", "eval-teacher", "student-none", "student-edam-s", "report"}
+    assert names <= {p.name for p in (tmp_path / "demo").iterdir()}
+    assert set(summary["acc7"]) == {"teacher", "student without KD", "edam-s student"}
+    assert "| edam-s student | edam-s (config 5) |" in summary["table"]
+    # The students mirror the teacher's width and depth, and trace back to it.
+    student = load_artifact(tmp_path / "demo" / "student-edam-s")
+    assert student.config["method"] == "edam-s"
+    assert load_artifact(tmp_path / "demo" / "teacher").id in [i["id"] for i in student.manifest["inputs"]]
+    report = (tmp_path / "demo" / "report" / "report.md").read_text()
+    assert "| student without KD | none (config 5) |" in report
+    capsys.readouterr()
+    again = run_emotion_demo(tmp_path / "demo", tiny_emotion(), show_progress=False)
+    assert again["acc7"] == summary["acc7"]
     assert capsys.readouterr().err.count("reusing") == 9  # the corpus and all eight artifacts

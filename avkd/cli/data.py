@@ -135,3 +135,27 @@ def check_lrs2(
         log("corpus OK" if report.ok else "corpus differs from the manifest")
     if not report.ok:
         raise AvkdError(f"{root}: corpus does not match {report.manifest}")
+
+
+@check_app.command("mosei")
+def check_mosei_cmd(
+    src: Annotated[
+        Path, typer.Argument(help="Folder of SDK .csd files (COVAREP, FACET, GloVe, Labels) or a MulT .pkl.")
+    ],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Report what a CMU-MOSEI copy holds (files, dimensions, fold coverage, missing modalities) without
+    ingesting it; takes the ingest's config (e.g. --set vision_file=CMU_MOSEI_VisualOpenFace2.csd)."""
+    from avkd.data.mosei import MoseiIngestConfig
+    from avkd.data.mosei_check import check_mosei, describe_check
+
+    report = check_mosei(src, resolve(MoseiIngestConfig, config, set_))
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        for line in describe_check(report):
+            log(line)
+    if not report.ok:
+        raise AvkdError(f"{src}: CMU-MOSEI source has problems (see above)")

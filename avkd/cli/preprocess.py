@@ -100,6 +100,9 @@ def mosei(
         Path, typer.Argument(help="Folder of SDK .csd files (COVAREP, FACET, GloVe, Labels) or a MulT .pkl.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output mosei-features artifact.")],
+    max_failures: Annotated[
+        float | None, typer.Option(help="Failure share that makes the exit code 1.", show_default="0.05")
+    ] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     overwrite: OverwriteOption = False,
@@ -107,9 +110,10 @@ def mosei(
     json_out: JsonOption = False,
 ) -> None:
     """CMU-MOSEI features into HDF5 (text 50x300, audio 500x74, vision 500x35 per segment, MulT's unaligned layout)."""
-    from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
+    from avkd.data.mosei import MoseiIngestConfig, ingest_mosei, read_failures
+    from avkd.data.preprocess import check_failure_share
 
-    cfg = resolve(MoseiIngestConfig, config, set_)
+    cfg = resolve(MoseiIngestConfig, config, set_, max_failures=max_failures)
     art = ingest_mosei(cfg, src, out, overwrite=overwrite, resume=resume, show_progress=True)
     if json_out:
         emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
@@ -118,6 +122,9 @@ def mosei(
         log(
             f"{art.path}: {m.get('segments')} segments {m.get('per_split')}, {m.get('failures')} failed; id {art.id}"
         )
+        for failure in read_failures(art)[:10]:
+            log(f"  failed: {failure['split']}/{failure['video']}[{failure['segment']}]: {failure['reason']}")
+    check_failure_share(art, cfg.max_failures, unit="segments")
 
 
 @app.command("merge")

@@ -325,13 +325,17 @@ def _reason_class(reason: str) -> str:
     return re.split(r"[:(0-9]", reason, maxsplit=1)[0].strip() or reason
 
 
-def check_failure_share(artifact: Artifact, max_failures: float) -> None:
-    """Raise (exit 1) when the share of failed utterances passes ``max_failures``; the artifact stays."""
+def check_failure_share(artifact: Artifact, max_failures: float, unit: str = "utterances") -> None:
+    """Raise (exit 1) when the share of failed items passes ``max_failures``; the artifact stays.
+
+    Any preprocessing artifact whose metrics hold ``failures``, ``failure_share`` and the count of items kept
+    under ``unit`` ("utterances" for LRS2, "segments" for CMU-MOSEI), with the reasons in ``failures.jsonl``.
+    """
     metrics = artifact.metrics
     share = metrics.get("failure_share", 0.0)
     if share > max_failures:
         raise AvkdError(
-            f"{artifact.path}: {metrics['failures']} of {metrics['utterances'] + metrics['failures']} utterances failed "
+            f"{artifact.path}: {metrics['failures']} of {metrics[unit] + metrics['failures']} {unit} failed "
             f"({100 * share:.1f}% > {100 * max_failures:g}%); reasons in {artifact.path / store.FAILURES}"
         )
 

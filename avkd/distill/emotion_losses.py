@@ -422,8 +422,9 @@ class EDAMLoss(DistillLoss):
         if s.shape != t.shape:
             if self.variant == "s":
                 raise ValueError(
-                    f"edam_s: student map {tuple(s.shape[2:])} != teacher {tuple(t.shape[2:])}; use the "
-                    "student's proxy='edam_s' (downsampled proxies) or edam_t"
+                    f"edam_s: student map {tuple(s.shape[2:])} != teacher {tuple(t.shape[2:])}; EDAM-S needs "
+                    "the student's proxy='edam_s' and features with audio_len = vision_len = 10 * text_len "
+                    "(else use edam_t)"
                 )
             b, h, tq, tk = t.shape
             t = F.interpolate(

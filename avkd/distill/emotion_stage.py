@@ -114,7 +114,16 @@ class EmotionDistillTask:
             raise UsageError(f"--config {config.config}: choose 1..5 (reference §5.2)")
         self.config = config
         train = MoseiDataset(features, config.train_split)
-        kwargs = {"config": config.config, "proxy": "same" if config.method == "edam-t" else "edam_s"}
+        # The student mirrors the teacher's width, heads and depth unless told otherwise: the seed paper's student
+        # is the teacher's architecture on video-only inputs (§5.2), and attention maps can only be compared
+        # head for head and layer for layer.
+        kwargs: dict[str, Any] = {
+            "config": config.config,
+            "proxy": "same" if config.method == "edam-t" else "edam_s",
+            "d": teacher.d,
+            "num_heads": teacher.num_heads,
+            "layers": teacher.layers,
+        }
         kwargs.update(config.student_kwargs)
         self.spec = ModelSpec("mult_student", kwargs)
         seed_everything(config.loop.seed)
@@ -140,6 +149,29 @@ class EmotionDistillTask:
         self.train = _Shuffled(base, config.loop.seed)
         self.val = MoseiDataset(features, config.val_split)
         self.train_labels = train.labels()
+        if self.loss_fn is not None:
+            self._probe(features)
+
+    def _probe(self, features: Artifact) -> None:
+        """Run the loss once on two samples, so that a teacher, student and features that cannot be distilled
+        together (e.g. EDAM maps of different lengths: the EDAM-S proxies need text_len = vision_len / 10 and
+        audio_len = vision_len, reference §5.5 item 4) fail now with one clear line, not after an epoch."""
+        batch = [self.train[i] for i in range(min(2, len(self.train)))]
+        collated = tuple(torch.stack([torch.as_tensor(b[j]) for b in batch]) for j in range(len(batch[0])))
+        # Leave no trace: CRD's memory banks move on every forward, and the RNG must be where training expects.
+        banks = {k: v.clone() for k, v in self.loss_fn.state_dict().items()}
+        rng = torch.get_rng_state()
+        was_training = self.student.training
+        self.student.eval()
+        try:
+            with torch.no_grad():
+                self.loss(collated, torch.device("cpu"))
+        except ValueError as exc:
+            raise UsageError(f"{features.path}: cannot distil with {self.config.method!r}: {exc}") from exc
+        finally:
+            self.loss_fn.load_state_dict(banks)
+            torch.set_rng_state(rng)
+            self.student.train(was_training)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"student": self.student, **({"loss": self.loss_fn} if self.loss_fn is not None else {})}

@@ -157,3 +157,23 @@ def test_mosei_synth_and_ingest_cli(tmp_path: Path, capsys) -> None:
     assert from_pickle["per_split"] == from_csd["per_split"] and from_csd["failures"] >= 1
     code, _, err = run(capsys, "preprocess", "mosei", str(tmp_path / "nothing"), "--out", str(tmp_path / "c"))
     assert code != 0 and err.startswith("error: ") and err.count("\n") == 1
+    # Too many failed segments: exit 1 with the count, and the artifact is kept (its failures list names them).
+    args = ("preprocess", "mosei", str(csd), "--out", str(tmp_path / "d"), "--max-failures", "0.001")
+    code, _, err = run(capsys, *args)
+    failed = from_csd["failures"]
+    total = sum(from_csd["per_split"].values()) + failed
+    assert code == 1 and f"error: {tmp_path / 'd'}: {failed} of {total} segments failed" in err
+    assert "failed: train/" in err and (tmp_path / "d" / "failures.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "mosei", "--utterances", "5"], "--utterances and --workers are sync options"),
+        (["--task", "speech"], "--task 'speech': choose sync or mosei"),
+    ],
+)
+def test_demo_bad_task_options_exit_2(args: list[str], message: str, tmp_path: Path, capsys) -> None:
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "d"), *args)
+    assert code == 2 and err.startswith(f"error: {message}")
+    assert err.count("\n") == 1 and not (tmp_path / "d").exists()

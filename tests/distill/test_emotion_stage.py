@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from avkd.artifacts import load_artifact
 from avkd.cli.main import main
 from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
 from avkd.data.store import read_jsonl
 from avkd.data.synthetic_mosei import synthesize_mosei
-from avkd.distill.emotion_stage import EMOTION_METHODS, EmotionDistillConfig, distill_emotion
+from avkd.distill.emotion_stage import (
+    EMOTION_METHODS,
+    EmotionDistillConfig,
+    EmotionDistillTask,
+    distill_emotion,
+)
 from avkd.errors import UsageError
 from avkd.models.io import load_model
 from avkd.train.emotion import EmotionModelConfig, EmotionTrainConfig, train_emotion_teacher
@@ -95,3 +101,39 @@ def test_cli(mosei, tmp_path: Path, capsys) -> None:
     args += ["--set", "loop.max_steps_per_epoch=2"]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["metrics"]["method"] == "crd-penultimate"
+
+
+def test_student_mirrors_teacher_shape(mosei, tmp_path: Path) -> None:
+    feats, teacher = mosei
+    config = small("edam-s")
+    config.student_kwargs = {}
+    distill_emotion(config, teacher, feats, tmp_path / "s", show_progress=False)
+    student = load_model(tmp_path / "s").model
+    assert (student.d, student.num_heads, student.layers) == (10, 5, 1)
+
+
+def test_incompatible_lengths_fail_before_training(mosei, tmp_path: Path) -> None:
+    """EDAM-S proxies keep the video length; audio at another length cannot be matched map for map."""
+    source_feats, teacher = mosei
+    feats = ingest_mosei(MoseiIngestConfig(audio_len=250), source_feats.parent / "csd", tmp_path / "feats")
+    with pytest.raises(
+        UsageError, match=r"feats: cannot distil with 'edam-s': .*\(500, 500\) != teacher \(250, 500\)"
+    ):
+        distill_emotion(small("edam-s"), teacher, feats.path, tmp_path / "s", show_progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_probe_leaves_banks_and_rng_alone(mosei, monkeypatch) -> None:
+    feats, teacher = mosei
+    features = load_artifact(feats)
+
+    def build() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        task = EmotionDistillTask(small("crd-final"), load_model(teacher).model, features)
+        return task.loss_fn.state_dict(), torch.get_rng_state()
+
+    banks, rng = build()
+    monkeypatch.setattr(EmotionDistillTask, "_probe", lambda self, features: None)
+    banks_unprobed, rng_unprobed = build()
+    assert banks.keys() == banks_unprobed.keys() and any("memory" in k for k in banks)
+    assert all(torch.equal(banks[k], banks_unprobed[k]) for k in banks)
+    assert torch.equal(rng, rng_unprobed)
