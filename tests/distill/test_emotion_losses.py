@@ -157,6 +157,33 @@ def test_edam_s_hand_maps_with_mask() -> None:
         loss.map_loss(s, torch.zeros(1, 1, 1, 2))  # EDAM-S needs equal shapes
 
 
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_edam_fast_form_equals_the_direct_form(tau: float) -> None:
+    """The loss as computed (lse(S)·Σp_T − Σp_T·S) against −Σ p_T log p_S written out, with masks in both
+    maps and one entry masked in the teacher only (its term is left out, as in the direct form)."""
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 3, 6, 7, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, 6, 7, generator=gen, dtype=torch.float64)
+    mask = torch.triu(torch.ones(6, 7, dtype=torch.bool), diagonal=2)
+    s, t = s.masked_fill(mask, NEG), t.masked_fill(mask, NEG)
+    t[0, 1, 4, 0] = NEG
+    s.requires_grad_(True)
+    got = EDAMLoss("s", blocks=["a_with_v"], num_layers=1, temperature=tau).map_loss(s, t)
+    (grad,) = torch.autograd.grad(got, s)
+    s_ref = s.detach().clone().requires_grad_(True)
+    valid = torch.isfinite(s_ref) & torch.isfinite(t)
+    log_s = torch.log_softmax(s_ref / tau, dim=-1)
+    p_t = torch.softmax(t / tau, dim=-1)
+    direct = -(p_t * torch.where(valid, log_s, torch.zeros_like(log_s))).sum(-1).mean()
+    (grad_ref,) = torch.autograd.grad(direct, s_ref)
+    # map_loss works in float32 (the taps' dtype under AMP is cast up), hence float32 tolerances.
+    assert got.item() == pytest.approx(direct.item(), rel=1e-6)
+    assert (
+        torch.allclose(grad.double(), grad_ref, rtol=0, atol=1e-7)
+        and grad[mask.expand_as(grad)].abs().max() == 0
+    )
+
+
 def test_edam_t_upsamples_teacher_query_axis() -> None:
     # Teacher 1×2 row softmax → [3/4, 1/4]; upsampled (bilinear, 1 → 2 rows) to both student rows, then the
     # student's mask makes teacher row 0 = [1, 0]. Same numbers as the EDAM-S case: log 2 / 2.
