@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import bytes_kept_for_backward, interleaved_medians, median_time
 
 from avkd.data.preprocess import LRS2PreprocessConfig, preprocess_lrs2
 from avkd.data.store import FeatureStore
@@ -28,15 +28,6 @@ from avkd.models.attention import TapRequest
 from avkd.models.io import ModelSpec
 from avkd.train.loop import LoopConfig
 from avkd.train.sync import SyncModelConfig
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -98,17 +89,9 @@ def main() -> None:
 
         step()  # warm-up
         steps[f"{method} ({config.weighting})"] = step
-    # Interleaved rounds, so that a slow spell of the shared machine hits every method alike.
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.steps):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    for name, values in times.items():
-        seconds = sorted(values)[len(values) // 2]
+    for name, seconds in interleaved_medians(steps, args.steps).items():
         print(
-            f"{name:>18}: {args.batch / seconds:7.2f} samples/s ({seconds:.2f} s per step, median of {len(values)})"
+            f"{name:>18}: {args.batch / seconds:7.2f} samples/s ({seconds:.2f} s per step, median of {args.steps})"
         )
 
     print("\n## 2. the frozen teacher's pass per batch")
@@ -136,18 +119,11 @@ def main() -> None:
             assert out.logits.requires_grad  # the graph and every internal are kept, as a naive loop would
 
     slow = median_time(straightforward, args.steps)
-    kept = {"bytes": 0}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        kept["bytes"] += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        straightforward()
+    kept = bytes_kept_for_backward(straightforward)
     print(f"avkd (inference_mode, {len(mtd_taps)} taps): {fast:.3f} s per batch, 0 MB kept for backward")
     print(
         f"straightforward (autograd on, every internal): {slow:.3f} s per batch, "
-        f"{kept['bytes'] / 1e6:.0f} MB of activations kept for backward"
+        f"{kept / 1e6:.0f} MB of activations kept for backward"
     )
     print(f"time ratio: {slow / fast:.2f}x")
 

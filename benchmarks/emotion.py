@@ -11,7 +11,7 @@ Prints, in one run on a synthetic corpus (real MOSEI lengths 50 / 500 / 500 and 
    straightforward way (autograd on, every internal kept), with the activations the latter keeps.
 
 Timing is noisy on shared machines: compare ratios from the same run. Usage:
-python benchmarks/emotion.py [--batch 24] [--steps 3] [--threads 2] [--reads 2000]
+python benchmarks/emotion.py [--batch 24] [--steps 3] [--threads 2] [--reads 2000] [--small]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from timing import bytes_kept_for_backward, interleaved_medians, median_time
 
 from avkd.data.mosei import FEATURES, MoseiDataset, MoseiIngestConfig, ingest_mosei
 from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
@@ -37,18 +38,9 @@ from avkd.train.loop import LoopConfig
 REAL_TRAIN_SEGMENTS = 16_326
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
-def bench_ingest(work: Path) -> Path:
+def bench_ingest(work: Path, videos: int) -> Path:
     print("## 1. ingest")
-    synth = SynthMoseiConfig(train_videos=60, valid_videos=10, test_videos=20, seed=0)
+    synth = SynthMoseiConfig(train_videos=videos, valid_videos=videos // 6, test_videos=videos // 3, seed=0)
     synthesize_mosei(work / "csd", synth, pickle_path=work / "mosei.pkl")
     paths = {}
     for name, src in (("csd", work / "csd"), ("pickle", work / "mosei.pkl")):
@@ -102,9 +94,9 @@ def bench_reads(features: Path, pkl: Path, reads: int) -> None:
     )
 
 
-def bench_distill(features: Path, batch_size: int, steps: int) -> None:
+def bench_distill(features: Path, batch_size: int, steps: int, mult_kwargs: dict) -> None:
     print(f"\n## 3. student training samples per second (batch {batch_size}, MOSEI lengths 50 / 500 / 500)")
-    teacher_spec = ModelSpec("mult", {"branch": "complete", "output_dim": 7})
+    teacher_spec = ModelSpec("mult", {"branch": "complete", "output_dim": 7, **mult_kwargs})
     teacher = teacher_spec.build().eval()
     print(
         f"teacher: MulT complete, {sum(p.numel() for p in teacher.parameters()):,} parameters (random weights)"
@@ -132,14 +124,8 @@ def bench_distill(features: Path, batch_size: int, steps: int) -> None:
 
         step()  # warm-up
         runs[method] = (step, sum(p.numel() for p in task.student.parameters()), task)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(steps):  # interleaved, so a slow spell of the machine hits every method alike
-        for name, (step, _, _) in runs.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    for name, values in times.items():
-        seconds = sorted(values)[len(values) // 2]
+    medians = interleaved_medians({name: step for name, (step, _, _) in runs.items()}, steps)
+    for name, seconds in medians.items():
         print(
             f"{name:>14}: {batch_size / seconds:6.1f} samples/s ({seconds:.2f} s per step; student "
             f"{runs[name][1]:,} parameters)"
@@ -163,14 +149,7 @@ def bench_distill(features: Path, batch_size: int, steps: int) -> None:
             assert out.logits.requires_grad
 
     slow = median_time(straightforward, steps)
-    kept = {"bytes": 0}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        kept["bytes"] += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        straightforward()
+    kept = bytes_kept_for_backward(straightforward)
     maps = sum(t.numel() * t.element_size() for t in ours().taps.values())
     print(
         f"avkd (no_grad, {len(request.patterns)} maps): {fast:.3f} s per batch, {maps / 1e6:.0f} MB of maps, "
@@ -178,7 +157,7 @@ def bench_distill(features: Path, batch_size: int, steps: int) -> None:
     )
     print(
         f"straightforward (autograd on, every internal): {slow:.3f} s per batch, "
-        f"{kept['bytes'] / 1e6:.0f} MB of activations kept for backward"
+        f"{kept / 1e6:.0f} MB of activations kept for backward"
     )
     print(f"time ratio: {slow / fast:.2f}x")
 
@@ -189,13 +168,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed repeats (after one warm-up)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument(
+        "--small", action="store_true", help="a seconds-long smoke run: few videos, MulT d=10 with 1 layer"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="avkd-bench-emotion-"))
     print(f"# emotion benchmark: {args.threads} threads, CPU; work folder {work}\n")
-    features = bench_ingest(work)
+    if args.small:
+        args.batch, args.steps, args.reads = min(args.batch, 4), 1, min(args.reads, 100)
+    features = bench_ingest(work, 12 if args.small else 60)
     bench_reads(features, work / "mosei.pkl", args.reads)
-    bench_distill(features, args.batch, args.steps)
+    bench_distill(features, args.batch, args.steps, {"d": 10, "layers": 1} if args.small else {})
 
 
 if __name__ == "__main__":
