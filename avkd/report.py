@@ -147,6 +147,8 @@ class Run:
     clips: int | None = None
     split: str | None = None
     limit: int | None = None
+    #: The evaluator's counting: "avkd" or "reference" (the official script's; see avkd.evaluate.reference_protocol).
+    protocol: str = "avkd"
     data_id: str | None = None
     variant: str = ""
     notes: list[str] = field(default_factory=list)
@@ -294,6 +296,7 @@ def _load_one(path: Path) -> tuple[Artifact, Run]:
         clips=int(clips) if clips is not None else None,
         split=art.config.get("split"),
         limit=art.config.get("limit"),
+        protocol=art.config.get("protocol", "avkd"),
         data_id=(data_ref or {}).get("id"),
     )
     _attach_model(run, model_ref)
@@ -490,6 +493,18 @@ def _comparability_notes(runs: Sequence[Run]) -> list[str]:
             notes.append(f"{run.label}: evaluated on split {run.split!r}, not 'test'")
         if run.limit is not None:
             notes.append(f"{run.label}: only the first {run.limit} clips were evaluated")
+    protocols = {r.protocol for r in runs}
+    if len(protocols) > 1:
+        notes.append(
+            "the runs were counted under different protocols ("
+            + ", ".join(f"{r.label}: {r.protocol}" for r in runs)
+            + "); their numbers are not directly comparable"
+        )
+    elif protocols == {"reference"}:
+        notes.append(
+            "counted with the official script's arithmetic (--protocol reference: N−5 windows, scored zero "
+            "padding, −1000 sentinels averaged in), as the published rows are"
+        )
     return notes
 
 

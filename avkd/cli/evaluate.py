@@ -31,6 +31,14 @@ def evaluate(
             show_default="5..15",
         ),
     ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="sync: avkd (all N-4 windows, out-of-range candidates excluded) or reference (the official "
+            "script's counting, to compare with published numbers).",
+            show_default="avkd",
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N.", show_default="cpu")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N clips.")] = None,
     save_scores: Annotated[
@@ -49,8 +57,8 @@ def evaluate(
     if task == "mosei":
         from avkd.evaluate.stage import EmotionEvalConfig, evaluate_emotion_artifact
 
-        if frames is not None or save_scores or limit is not None:
-            raise UsageError("--frames, --limit and --save-scores are sync options")
+        if frames is not None or save_scores or limit is not None or protocol is not None:
+            raise UsageError("--frames, --limit, --save-scores and --protocol are sync options")
         cfg = resolve(EmotionEvalConfig, config, set_, split=split, device=device)
         art = evaluate_emotion_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
         if json_out:
@@ -72,6 +80,7 @@ def evaluate(
         device=device,
         limit=limit,
         save_scores=save_scores or None,
+        protocol=protocol,
     )
     art = evaluate_sync_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
     if json_out:

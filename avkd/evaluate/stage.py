@@ -17,7 +17,8 @@ from avkd import config as cfg
 from avkd.artifacts import Artifact, ArtifactWriter, atomic_write_text, load_artifact, register_kind
 from avkd.data.preprocess import KIND as FEATURES_KIND
 from avkd.data.store import FeatureStore, jsonl_text
-from avkd.evaluate.sync import evaluate_sync
+from avkd.errors import UsageError
+from avkd.evaluate.sync import PROTOCOLS, evaluate_sync
 from avkd.models.io import count_parameters, load_model
 from avkd.progress import ProgressReporter
 
@@ -36,6 +37,9 @@ class SyncEvalConfig:
     #: Evaluate only the first ``limit`` clips of the split (a quick look).
     limit: int | None = None
     save_scores: bool = False
+    #: "avkd" (all N−4 windows, out-of-range candidates excluded) or "reference" (the official script's
+    #: arithmetic, for comparison with published numbers; :mod:`avkd.evaluate.reference_protocol`).
+    protocol: str = "avkd"
 
 
 def evaluate_sync_artifact(
@@ -48,6 +52,8 @@ def evaluate_sync_artifact(
     show_progress: bool = True,
 ) -> Artifact:
     """Run the 31-candidate protocol (reference §4) and write the evaluation artifact."""
+    if config.protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {config.protocol!r}: choose {' or '.join(PROTOCOLS)}")
     feats = load_artifact(features, kind=FEATURES_KIND)
     loaded = load_model(model, device=config.device)
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
@@ -71,6 +77,7 @@ def evaluate_sync_artifact(
                 pixel_order=loaded.spec.pixel_order,
                 pixel_range=loaded.spec.pixel_range,
                 tolerance=config.tolerance,
+                protocol=config.protocol,
                 progress=lambda n: bar.advance(n),
             )
         table = result.to_json()

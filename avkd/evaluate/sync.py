@@ -65,6 +65,7 @@ from avkd.errors import AvkdError, UsageError
 __all__ = [
     "BASE_FRAMES",
     "MEL_WINDOW",
+    "PROTOCOLS",
     "VSHIFT",
     "ClipResult",
     "OffsetEstimate",
@@ -77,6 +78,7 @@ __all__ = [
     "parse_frames",
     "predicted_offsets",
     "score_clip",
+    "score_clip_and_silence",
     "score_clip_naive",
     "valid_candidates",
     "window_count",
@@ -88,6 +90,8 @@ VSHIFT = 15
 BASE_FRAMES = 5
 #: Mel steps per 5-frame window (§1.4: 3.2 steps per frame).
 MEL_WINDOW = 16
+#: ``evaluate_sync(protocol=...)``: avkd's corrected protocol, or the official script's arithmetic.
+PROTOCOLS = ("avkd", "reference")
 
 _PIXEL_ORDERS = ("rgb", "bgr")
 _PIXEL_RANGES = ("unit", "byte")
@@ -210,6 +214,38 @@ def score_clip(
     pixel_range: str = "unit",
     encode_batch_size: int = 32,
 ) -> np.ndarray:
+    """Score matrix ``D`` (W, 2·vshift+1) of one clip; see :func:`score_clip_and_silence`, which also scores
+    every video window against an all-zero audio window (what the reference's padding feeds the model)."""
+    scores, _ = score_clip_and_silence(
+        model,
+        crops,
+        mel,
+        vshift=vshift,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        pixel_order=pixel_order,
+        pixel_range=pixel_range,
+        encode_batch_size=encode_batch_size,
+        zero_audio=False,
+    )
+    return scores
+
+
+def score_clip_and_silence(
+    model: nn.Module,
+    crops: np.ndarray,
+    mel: np.ndarray,
+    *,
+    vshift: int = VSHIFT,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+    pixel_order: str = "rgb",
+    pixel_range: str = "unit",
+    encode_batch_size: int = 32,
+    zero_audio: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Score matrix ``D`` (W, 2·vshift+1) float32 of raw logits for one clip; NaN = excluded candidate.
 
     ``crops`` (N, 96, 96, 3) uint8 RGB face crops, ``mel`` (80, M) whole-clip VocaLiST mel. Column ``j`` is offset
@@ -221,14 +257,18 @@ def score_clip(
     ``torch.inference_mode()`` (+ autocast on CUDA when ``amp``). Equals :func:`score_clip_naive` up to float
     rounding. ``pixel_order`` / ``pixel_range`` are the checkpoint's input convention (§1.3). The model is put
     in eval mode on ``device`` for the call and restored after.
+
+    With ``zero_audio`` the second value is (W,) float32: each video window's logit against an all-zero mel
+    window (the reference's padding, §4), from the same video embeddings; otherwise None.
     """
     _check_pixels(pixel_order, pixel_range)
     if batch_size < 1 or encode_batch_size < 1:
         raise ValueError("batch sizes must be >= 1")
     w = _clip_windows(crops, mel)
     scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
+    silence = np.full(w, np.nan, np.float32) if zero_audio else None
     if w == 0:
-        return scores
+        return scores, silence
     dev = _resolve_device(device)
     rows, cols = np.nonzero(valid_candidates(w, vshift))  # row-major: window by window
     audio_idx = rows + cols - vshift
@@ -255,8 +295,14 @@ def score_clip(
             ai = torch.from_numpy(audio_idx[s : s + batch_size]).to(dev)
             logits = model.fuse(v_emb.index_select(1, vi), a_emb.index_select(1, ai))
             out[s : s + batch_size] = logits.float().cpu().numpy()
+        if silence is not None:
+            zero = model.encode_audio(torch.zeros(1, 1, mel_t.shape[0], MEL_WINDOW, device=dev))
+            for s in range(0, w, batch_size):
+                v = v_emb[:, s : s + batch_size]
+                logits = model.fuse(v, zero.expand(-1, v.shape[1], -1))
+                silence[s : s + batch_size] = logits.float().cpu().numpy()
     scores[rows, cols] = out
-    return scores
+    return scores, silence
 
 
 def score_clip_naive(
@@ -437,6 +483,8 @@ class SyncEvaluation:
     skipped: list[str] = field(default_factory=list)
     tolerance: int = 1
     vshift: int = VSHIFT
+    #: "avkd" (this module's protocol) or "reference" (:mod:`avkd.evaluate.reference_protocol`).
+    protocol: str = "avkd"
 
     def table_markdown(self, label: str) -> str:
         """A one-row markdown table in the layout of reference §6: accuracy in % per K, plus the clip count."""
@@ -452,13 +500,25 @@ class SyncEvaluation:
         """JSON-ready dict (K keys as strings, NaN as null; score matrices are not included)."""
         return {
             "protocol": {
+                "name": self.protocol,
                 "candidates": 2 * self.vshift + 1,
                 "vshift": self.vshift,
                 "model_frames": BASE_FRAMES,
                 "tolerance_frames": self.tolerance,
-                "windows": "all N-4 per clip",
-                "out_of_range_candidates": "excluded",
-                "offset_sign": "positive = audio lags video",
+                **(
+                    {
+                        "windows": "N-5 per clip (the reference's range(0, N - 5))",
+                        "out_of_range_candidates": "zero audio scored, then -1000 (the reference's if/elif)",
+                        "contexts": "means including the -1000 sentinels; 2m rows when N - 5 < 2m",
+                        "offset_sign": "15 - argmax (accuracy is symmetric)",
+                    }
+                    if self.protocol == "reference"
+                    else {
+                        "windows": "all N-4 per clip",
+                        "out_of_range_candidates": "excluded",
+                        "offset_sign": "positive = audio lags video",
+                    }
+                ),
             },
             "frames": list(self.frames),
             "accuracy": {str(k): _nan_to_none(v) for k, v in self.accuracy.items()},
@@ -491,8 +551,13 @@ def evaluate_sync(
     progress: Callable[[int], None] | None = None,
     tolerance: int = 1,
     vshift: int = VSHIFT,
+    protocol: str = "avkd",
 ) -> SyncEvaluation:
     """Run the §4 protocol over the clips of ``split`` in a :class:`~avkd.data.store.FeatureStore`.
+
+    ``protocol="reference"`` scores the same way but counts as the official script does
+    (:mod:`avkd.evaluate.reference_protocol`: N−5 windows, scored zero padding, −1000 sentinels in the means), for
+    comparison with published numbers; the kept score matrices are then the reference's.
 
     ``keys`` overrides the clip list (order kept). For each clip one score matrix is computed with
     :func:`score_clip` and every K in ``frames`` is derived from it. Clips with fewer than 5 frames are skipped
@@ -506,8 +571,15 @@ def evaluate_sync(
             raise UsageError(f"context K={k} must be odd and >= {BASE_FRAMES}")
     if tolerance < 0:
         raise UsageError(f"tolerance must be >= 0, got {tolerance}")
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"protocol {protocol!r}: choose {' or '.join(PROTOCOLS)}")
     _check_pixels(pixel_order, pixel_range)
     frames = sorted(set(frames))
+    accuracy_of = clip_accuracy
+    if protocol == "reference":  # imported here: that module builds on this one
+        from avkd.evaluate.reference_protocol import reference_clip_accuracy, reference_matrix
+
+        accuracy_of = reference_clip_accuracy
     clip_keys = list(store.keys(split) if keys is None else keys)
     dev = _resolve_device(device)
     clips: list[ClipResult] = []
@@ -520,7 +592,7 @@ def evaluate_sync(
             else:
                 crops = store.frames(key)
                 mel = store.mel(key)
-                scores = score_clip(
+                scores, silence = score_clip_and_silence(
                     model,
                     crops,
                     mel,
@@ -530,16 +602,19 @@ def evaluate_sync(
                     amp=amp,
                     pixel_order=pixel_order,
                     pixel_range=pixel_range,
+                    zero_audio=protocol == "reference",
                 )
+                if protocol == "reference":
+                    scores = reference_matrix(scores, silence, vshift)
                 if scores.shape[0] == 0:
                     skipped.append(key)
                 else:
-                    acc = {k: clip_accuracy(scores, k, tolerance) for k in frames}
+                    acc = {k: accuracy_of(scores, k, tolerance) for k in frames}
                     clips.append(ClipResult(key, scores.shape[0], acc, scores if keep_scores else None))
             if progress is not None:
                 progress(1)
     accuracy = {k: float(np.mean([c.accuracy[k] for c in clips])) if clips else math.nan for k in frames}
-    return SyncEvaluation(frames, accuracy, clips, skipped, tolerance, vshift)
+    return SyncEvaluation(frames, accuracy, clips, skipped, tolerance, vshift, protocol)
 
 
 # --------------------------------------------------------------------------------------- single-video offset

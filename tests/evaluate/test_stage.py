@@ -65,3 +65,28 @@ def test_sync_cli_bad_video(tmp_path: Path, capsys) -> None:
     code = main(["sync", str(bad), "--model", str(oracle_model(tmp_path / "o.pt"))])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith(f"error: {bad}: ") and err.count("\n") == 1
+
+
+def test_reference_protocol_through_the_cli_and_report(features, tmp_path: Path, capsys) -> None:
+    """`--protocol reference` is recorded in the artifact, its saved matrices recompute its numbers, and a report
+    that mixes protocols says they are not comparable."""
+    from avkd.evaluate.reference_protocol import reference_clip_accuracy
+    from avkd.report import build_report
+
+    model = oracle_model(tmp_path / "oracle.pt")
+    common = ["evaluate", "--model", str(model), "--data", str(features.path), "--split", "pretrain"]
+    common += ["--frames", "5,9", "--save-scores"]
+    assert main([*common, "--out", str(tmp_path / "ref"), "--protocol", "reference", "--label", "ref"]) == 0
+    assert main([*common, "--out", str(tmp_path / "ours"), "--label", "ours"]) == 0
+    summary = json.loads((tmp_path / "ref" / "accuracy.json").read_text())
+    assert summary["protocol"]["name"] == "reference"
+    scores = np.load(tmp_path / "ref" / "scores.npz")
+    ours = read_jsonl(tmp_path / "ours" / "clips.jsonl")
+    for clip, mine in zip(read_jsonl(tmp_path / "ref" / "clips.jsonl"), ours, strict=True):
+        assert clip["windows"] == mine["windows"] - 1  # N − 5 against N − 4
+        assert reference_clip_accuracy(scores[clip["key"]], 9) == pytest.approx(clip["accuracy"]["9"])
+    report = build_report([tmp_path / "ref", tmp_path / "ours"], tmp_path / "report")
+    assert "ref: reference, ours: avkd" in (report.path / "report.md").read_text()
+    assert main([*common, "--out", str(tmp_path / "bad"), "--protocol", "official"]) == 2
+    assert "--protocol 'official': choose avkd or reference" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
