@@ -2,8 +2,9 @@
 
 The manifest records what the artifact is (``kind``, ``schema``), where it came from (resolved ``config``,
 ``inputs`` with their ids, the command line, package versions) and what it holds (``files`` with size and
-sha256, ``metrics``). Its ``id`` is a content hash of kind, schema, config, input ids and payload hashes, so two
-runs that produced the same thing from the same inputs share an id, and any change shows.
+sha256, ``metrics``). Its ``id`` is a content hash of kind, schema, config, input ids and payload hashes (log
+files such as a training run's per-epoch timings excepted), so two runs that produced the same thing from the
+same inputs share an id, and any change shows.
 
 Atomicity: a stage builds its artifact in the temporary sibling ``<out>.partial`` and renames it onto ``<out>``
 only after the complete manifest is written, so a killed job never leaves something that looks finished. The
@@ -250,7 +251,7 @@ def content_id(kind: str, schema: int, config: Any, input_ids: list[str], files:
             "schema": schema,
             "config": config,
             "inputs": sorted(input_ids),
-            "files": {name: info["sha256"] for name, info in sorted(files.items())},
+            "files": {name: info["sha256"] for name, info in sorted(files.items()) if not info.get("log")},
         },
         sort_keys=True,
     )
@@ -274,6 +275,7 @@ class ArtifactWriter:
         overwrite: bool = False,
         resume: bool = False,
         command: list[str] | None = None,
+        logs: Iterable[str] = (),
     ) -> None:
         if kind not in SCHEMAS:
             raise ValueError(f"unregistered artifact kind {kind!r}")
@@ -288,6 +290,10 @@ class ArtifactWriter:
             command = _command_line if _command_line is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
         self.command = command
         self.workdir = Path(str(self.out) + PARTIAL_SUFFIX)
+        #: Payload files that record how a run went (timings, throughput) rather than what it produced: kept,
+        #: listed with their hashes and marked ``"log": true``, but left out of the content id, so two runs that
+        #: produced the same thing share an id however fast they ran.
+        self.logs = set(logs)
         self.resumed = False
         self.manifest: dict[str, Any] = {}
 
@@ -392,6 +398,9 @@ class ArtifactWriter:
                 files[name] = {"size": file.stat().st_size, "sha256": sha256_file(file)}
         for name in set(files) - present:
             del files[name]
+        for name, info in files.items():
+            if name in self.logs:
+                info["log"] = True
         self.manifest["files"] = dict(sorted(files.items()))
         if metrics is not None:
             self.manifest["metrics"] = metrics

@@ -143,3 +143,19 @@ def test_lineage_follows_inputs_and_notices_changes(tmp_path: Path) -> None:
     make(up, payload="changed", overwrite=True)
     rows = lineage(load_artifact(down))
     assert rows[1]["state"].startswith("changed")
+
+
+def test_log_files_are_kept_but_left_out_of_the_id(tmp_path: Path) -> None:
+    def run(out: Path, timing: str, payload: str = "weights") -> None:
+        with ArtifactWriter(out, "test-thing", {"a": 1}, logs=["log.jsonl"]) as w:
+            w.path("data.txt").write_text(payload)
+            w.path("log.jsonl").write_text(timing)
+            w.commit()
+
+    run(tmp_path / "fast", '{"seconds": 1.2}\n')
+    run(tmp_path / "slow", '{"seconds": 9.7}\n')
+    run(tmp_path / "other", '{"seconds": 1.2}\n', payload="other weights")
+    fast, slow = load_artifact(tmp_path / "fast"), load_artifact(tmp_path / "slow")
+    assert fast.files["log.jsonl"]["log"] is True and "log" not in fast.files["data.txt"]
+    assert fast.files["log.jsonl"]["sha256"] != slow.files["log.jsonl"]["sha256"]
+    assert fast.id == slow.id != load_artifact(tmp_path / "other").id

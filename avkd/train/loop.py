@@ -333,7 +333,9 @@ def fit_to_artifact(
     from avkd.models.io import KIND as MODEL_KIND
     from avkd.models.io import WEIGHTS
 
-    with ArtifactWriter(out, MODEL_KIND, config, inputs=inputs, overwrite=overwrite, resume=resume) as writer:
+    with ArtifactWriter(
+        out, MODEL_KIND, config, inputs=inputs, overwrite=overwrite, resume=resume, logs=[METRICS]
+    ) as writer:
         result = fit(task, loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
         if not keep_checkpoint:
             (writer.workdir / LAST).unlink(missing_ok=True)

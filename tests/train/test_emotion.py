@@ -99,3 +99,19 @@ def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) ->
         f"| t | teacher / trained alone | {100 * acc7:.2f} |" in report
         and "EDAM-S on attention maps (best)" in report
     )
+
+
+def test_two_identical_runs_share_an_id(mosei_features: Path, tmp_path: Path) -> None:
+    """Single-threaded training is bit-reproducible; the per-epoch log (with its timings) does not enter the id."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        arts = [
+            train_emotion_teacher(tiny_config(epochs=1), mosei_features, tmp_path / name, show_progress=False)
+            for name in ("a", "b")
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    assert arts[0].files["model.pt"]["sha256"] == arts[1].files["model.pt"]["sha256"]
+    assert arts[0].files["metrics.jsonl"]["log"] is True
+    assert arts[0].id == arts[1].id
