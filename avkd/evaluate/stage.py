@@ -134,7 +134,11 @@ def evaluate_emotion_artifact(
     train_labels = MoseiDataset(feats, "train").labels()
     label = label or Path(model).name
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
-    with ArtifactWriter(out, KIND, cfg.to_dict(config), inputs=inputs, overwrite=overwrite) as writer:
+    # metrics.json carries the timing (ms per batch): a log, so evaluating one model twice gives one id; the
+    # results themselves enter the id through metrics.md.
+    with ArtifactWriter(
+        out, KIND, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, logs=["metrics.json"]
+    ) as writer:
         start = time.perf_counter()
         logits, labels = predict(loaded.model, dataset, resolve_device(config.device), config.batch_size)
         batches = max(1, -(-len(dataset) // config.batch_size))

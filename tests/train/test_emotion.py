@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from avkd.artifacts import load_artifact
 from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
 from avkd.data.store import read_jsonl
 from avkd.data.synthetic_mosei import synthesize_mosei
@@ -89,6 +90,10 @@ def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) ->
     )
     summary = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert sum(summary["histogram"]) == summary["n"] and summary["majority_from"] == "train"
+    # Evaluating the same model again gives the same id, whatever the timing (metrics.json is a log).
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "e2"), "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["id"] == load_artifact(tmp_path / "e").id
     assert main(["train", "teacher", "--task", "mosei", "--data", str(mosei_features), "--out", str(tmp_path / "x"), "--width", "3"]) == 2  # fmt: skip
     # The report gains the emotion track's Table-1-shaped table.
     capsys.readouterr()
