@@ -51,7 +51,6 @@ __all__ = [
     "EDAMLoss",
     "Embed",
     "contrast_indices",
-    "crd",
     "edam_s",
     "edam_t",
     "nce_loss",
@@ -468,22 +467,9 @@ class EDAMLoss(DistillLoss):
 # ------------------------------------------------------------------------------------------ registrations
 
 
-@register_loss
-def crd(
-    site: Site = "penultimate",
-    n_data: int = 16326,
-    nce_k: int = NCE_K,
-    nce_t: float = NCE_T,
-    nce_m: float = NCE_M,
-    feat_dim: int = FEAT_DIM,
-    config: int | None = 5,
-    blocks: str | Iterable[str] | None = None,
-    num_layers: int = 5,
-    seq_lengths: tuple[int, int, int] = MOSEI_LENGTHS,
-) -> DistillLoss:
-    """CRD (RD §4.1, paper eqs. 2/7/9) at ``site`` final | penultimate | post-attention | attention; term
-    ``crd``; labels = :class:`CRDBatch`; call ``setup(student, teacher)``. Paper/RD weight β = 0.8, α = 1."""
-    return CRDLoss(site, n_data, nce_k, nce_t, nce_m, feat_dim, config, blocks, num_layers, seq_lengths)
+# CRD takes CRDLoss's own arguments (RD §4.1, paper eqs. 2/7/9; term ``crd``, labels = CRDBatch, call
+# ``setup(student, teacher)``; paper/RD weight β = 0.8, α = 1): the class is the entrypoint.
+register_loss(CRDLoss, name="crd")
 
 
 @register_loss
