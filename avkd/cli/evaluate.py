@@ -9,7 +9,6 @@ import typer
 
 from avkd.cli.common import ConfigOption, JsonOption, OverwriteOption, SetOption, emit_json, resolve
 from avkd.errors import UsageError
-from avkd.evaluate.sync import parse_frames
 from avkd.progress import log
 
 
@@ -70,6 +69,7 @@ def evaluate(
     if task != "sync":
         raise UsageError(f"--task {task!r}: choose sync or mosei")
     from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
+    from avkd.evaluate.sync import parse_frames
 
     cfg = resolve(
         SyncEvalConfig,

@@ -8,7 +8,19 @@ import typer
 
 from avkd import __version__
 from avkd.artifacts import set_command_line
-from avkd.cli import artifacts, data, demo, distill, evaluate, imports, preprocess, report, sync, train
+from avkd.cli import (
+    artifacts,
+    data,
+    demo,
+    distill,
+    doctor,
+    evaluate,
+    imports,
+    preprocess,
+    report,
+    sync,
+    train,
+)
 from avkd.errors import AvkdError
 
 app = typer.Typer(
@@ -28,6 +40,7 @@ app.command("sync")(sync.sync)
 app.add_typer(imports.app, name="import")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("demo")(demo.demo)
+app.command("doctor")(doctor.doctor)
 
 
 def _version(value: bool) -> None:
