@@ -114,7 +114,7 @@ def check_python() -> Check:
 
 def check_avkd() -> Check:
     import avkd
-    from avkd.data.lrs2 import manifest_dir
+    from avkd.data.manifests import manifest_dir
 
     where = Path(avkd.__file__).resolve().parent
     manifests = manifest_dir()
@@ -223,7 +223,7 @@ def check_torchaudio() -> Check:
         )
     import torch
 
-    from avkd.data.audio import vocalist_mel
+    from avkd.media.audio import vocalist_mel
 
     wave = torch.sin(torch.linspace(0, 2000, 44100))
     resampled = AF.resample(wave, 44100, 16000)
@@ -245,7 +245,7 @@ def _tiny_clip() -> Iterator[Path]:
     """A 10-frame 64x64 H.264/AAC mp4 with a tone, written with avkd's own writer."""
     import numpy as np
 
-    from avkd.data.encode import write_mp4
+    from avkd.media.encode import write_mp4
 
     with tempfile.TemporaryDirectory(prefix="avkd-doctor-") as tmp:
         path = Path(tmp) / "clip.mp4"
@@ -257,7 +257,7 @@ def _tiny_clip() -> Iterator[Path]:
 
 
 def _decodes(decoder: str, path: Path) -> str:
-    from avkd.data.video import decode
+    from avkd.media.video import decode
 
     media = decode(path, decoder=decoder)
     if media.n_frames != 10 or media.audio is None or media.sample_rate != 16000:
@@ -344,8 +344,8 @@ def check_opencv() -> Check:
             f"does not import: {_first_line(exc)}",
             "pip install 'opencv-python-headless>=4.8,<5'",
         )
-    from avkd.data.faces import _default_cascade_path, _load_cascade
-    from avkd.errors import AvkdError
+    from avkd.core.errors import AvkdError
+    from avkd.media.faces import _default_cascade_path, _load_cascade
 
     path = _default_cascade_path()
     try:

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 from timing import bytes_kept_for_backward, interleaved_medians, median_time
 
-from avkd.data.preprocess import LRS2PreprocessConfig, preprocess_lrs2
-from avkd.data.store import FeatureStore
-from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
-from avkd.distill.stage import DistillConfig, DistillTask, TeacherTaps
+from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, preprocess_lrs2
+from avkd.data.lrs2.store import FeatureStore
+from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 from avkd.models.attention import TapRequest
 from avkd.models.io import ModelSpec
+from avkd.tasks.sync.config import DistillConfig, SyncModelConfig
+from avkd.tasks.sync.distill import DistillTask, TeacherTaps
 from avkd.train.loop import LoopConfig
-from avkd.train.sync import SyncModelConfig
 
 
 def main() -> None:

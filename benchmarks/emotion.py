@@ -27,11 +27,14 @@ import numpy as np
 import torch
 from timing import bytes_kept_for_backward, interleaved_medians, median_time
 
-from avkd.data.mosei import FEATURES, MoseiDataset, MoseiIngestConfig, ingest_mosei
-from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
-from avkd.distill.emotion_stage import EmotionDistillConfig, EmotionDistillTask
+from avkd.data.mosei.dataset import MoseiDataset
+from avkd.data.mosei.format import FEATURES
+from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
+from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 from avkd.models.attention import Tapped, TapRequest
 from avkd.models.io import ModelSpec
+from avkd.tasks.emotion.config import EmotionDistillConfig
+from avkd.tasks.emotion.distill import EmotionDistillTask
 from avkd.train.loop import LoopConfig
 
 #: MulT train split size of the real unaligned pickle (reference §2.1, third-party count).
@@ -40,7 +43,7 @@ REAL_TRAIN_SEGMENTS = 16_326
 
 def bench_ingest(work: Path, videos: int) -> Path:
     print("## 1. ingest")
-    synth = SynthMoseiConfig(train_videos=videos, valid_videos=videos // 6, test_videos=videos // 3, seed=0)
+    synth = SynthMoseiConfig(train_videos=videos, val_videos=videos // 6, test_videos=videos // 3, seed=0)
     synthesize_mosei(work / "csd", synth, pickle_path=work / "mosei.pkl")
     paths = {}
     for name, src in (("csd", work / "csd"), ("pickle", work / "mosei.pkl")):
@@ -101,14 +104,14 @@ def bench_distill(features: Path, batch_size: int, steps: int, mult_kwargs: dict
     print(
         f"teacher: MulT complete, {sum(p.numel() for p in teacher.parameters()):,} parameters (random weights)"
     )
-    from avkd.artifacts import load_artifact
+    from avkd.core.artifacts import load_artifact
 
     art = load_artifact(features)
     runs = {}
     batch = None
     for method in ("none", "crd-final", "crd-attention", "edam-s", "edam-t"):
         config = EmotionDistillConfig(
-            method=method, config=5, nce_k=256, loop=LoopConfig(batch_size=batch_size)
+            method=method, config_id=5, nce_k=256, loop=LoopConfig(batch_size=batch_size)
         )
         task = EmotionDistillTask(config, teacher, art)
         params = [p for g in task.param_groups() for p in g["params"]]

@@ -27,11 +27,11 @@ import h5py
 import numpy as np
 import torch
 
-from avkd.data.audio import from_int16, vocalist_mel
-from avkd.data.datasets import SyncDataset
-from avkd.data.preprocess import DetectorConfig, LRS2PreprocessConfig, preprocess_lrs2
-from avkd.data.store import COMPRESSION, FeatureStore, decode_jpeg, encode_jpeg
-from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
+from avkd.data.lrs2.dataset import SyncDataset
+from avkd.data.lrs2.preprocess import DetectorConfig, LRS2PreprocessConfig, preprocess_lrs2
+from avkd.data.lrs2.store import COMPRESSION, FeatureStore, decode_jpeg, encode_jpeg
+from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
+from avkd.media.audio import from_int16, vocalist_mel
 
 
 def timed(fn, *args, **kwargs):

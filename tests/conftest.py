@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from avkd.data.preprocess import LRS2PreprocessConfig, preprocess_lrs2
-from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
+from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, preprocess_lrs2
+from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 
 torch.set_num_threads(1)
 

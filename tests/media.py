@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avkd.data.encode import write_mp4
+from avkd.media.encode import write_mp4
 
 
 def marker_clip(

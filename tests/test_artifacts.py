@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from avkd.artifacts import (
+from avkd.core.artifacts import (
     MANIFEST,
     SCHEMAS,
     ArtifactWriter,
@@ -17,7 +17,7 @@ from avkd.artifacts import (
     read_manifest,
     register_kind,
 )
-from avkd.errors import ArtifactError
+from avkd.core.errors import ArtifactError
 
 register_kind("test-thing", 1)
 

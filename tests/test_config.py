@@ -4,8 +4,8 @@ from typing import Literal
 
 import pytest
 
-from avkd import config as cfg
-from avkd.errors import ConfigError
+from avkd.core import config as cfg
+from avkd.core.errors import ConfigError
 
 
 @dataclass

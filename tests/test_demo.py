@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avkd.artifacts import load_artifact
-from avkd.data.synthetic_mosei import SynthMoseiConfig
-from avkd.demo import DemoConfig, run_demo
-from avkd.demo_emotion import EmotionDemoConfig, run_emotion_demo
+from avkd.core.artifacts import load_artifact
+from avkd.data.mosei.synthetic import SynthMoseiConfig
+from avkd.tasks.emotion.demo import EmotionDemoConfig, run_emotion_demo
+from avkd.tasks.sync.config import SyncModelConfig
+from avkd.tasks.sync.demo import DemoConfig, run_demo
 from avkd.train.loop import LoopConfig
-from avkd.train.sync import SyncModelConfig
 
 
 def tiny() -> DemoConfig:

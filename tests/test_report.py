@@ -9,18 +9,13 @@ from typing import Any
 
 import pytest
 
-from avkd.artifacts import Artifact, ArtifactWriter, load_artifact, register_kind
-from avkd.errors import ArtifactError, UsageError
-from avkd.report import (
-    PUBLISHED,
-    Run,
-    build_report,
-    layer_runs,
-    load_runs,
-    loss_ratios,
-    table_markdown,
-    variant_label,
-)
+from avkd.core.artifacts import Artifact, ArtifactWriter, load_artifact, register_kind
+from avkd.core.errors import ArtifactError, UsageError
+from avkd.report.figures import layer_runs
+from avkd.report.published import PUBLISHED
+from avkd.report.runs import Run, load_runs, loss_ratios, variant_label
+from avkd.report.sync import build_sync_report
+from avkd.report.tables import table_markdown
 
 register_kind("evaluation", 1)
 register_kind("model", 1)
@@ -60,7 +55,7 @@ def make_eval(
     features: Artifact,
     parameters: int = STUDENT,
 ) -> Artifact:
-    """An evaluation artifact in the layout of ``avkd.evaluate.stage``."""
+    """An evaluation artifact in the layout of ``avkd.tasks.sync.evaluate``."""
     frames = sorted(accuracy)
     config = {"split": "test", "frames": frames, "tolerance": 1, "limit": None}
     with ArtifactWriter(root / name, "evaluation", config, inputs=[features, model]) as writer:
@@ -152,7 +147,7 @@ def test_table_rows_columns_and_ids(evals: dict[str, Artifact]) -> None:
 
 def test_report_artifact_json_markdown_and_pngs(evals: dict[str, Artifact], tmp_path: Path) -> None:
     order = ["bce", "kd", "mtd", "f4"]
-    art = build_report([evals[n].path for n in order], tmp_path / "report", title="Fake runs")
+    art = build_sync_report([evals[n].path for n in order], tmp_path / "report", title="Fake runs")
     assert load_artifact(art.path, kind="report").id == art.id
     assert [i["id"] for i in art.manifest["inputs"]] == [evals[n].id for n in order]
     report = json.loads((art.path / "report.json").read_text())
@@ -248,7 +243,7 @@ def test_layers_figure_and_missing_model(tmp_path: Path) -> None:
     runs = load_runs(paths)
     assert [r.variant for r in runs] == ["BCE", "F4", "AV1", "va1", "UW-25D"]
     assert runs[3].model_status == "missing" and runs[3].config is None and runs[3].model_id
-    art = build_report(paths, tmp_path / "report")
+    art = build_sync_report(paths, tmp_path / "report")
     md = (art.path / "report.md").read_text()
     assert "(missing)" in md and "va1: model artifact" in md
     assert "loss_ratio.png (Fig. 4) not drawn" in md
@@ -270,15 +265,15 @@ def test_replaced_model_is_not_read(evals: dict[str, Artifact], tmp_path: Path) 
 
 def test_errors(evals: dict[str, Artifact], tmp_path: Path) -> None:
     with pytest.raises(UsageError):
-        build_report([], tmp_path / "r")
+        build_sync_report([], tmp_path / "r")
     model_path = Path(json.loads((evals["bce"].path / "accuracy.json").read_text())["model"]["path"])
     with pytest.raises(ArtifactError, match=r"m_bce: is a 'model' artifact, expected 'evaluation'"):
-        build_report([evals["bce"].path, model_path], tmp_path / "r")
+        build_sync_report([evals["bce"].path, model_path], tmp_path / "r")
     assert not (tmp_path / "r").exists()
-    build_report([evals["bce"].path], tmp_path / "r")
+    build_sync_report([evals["bce"].path], tmp_path / "r")
     with pytest.raises(ArtifactError, match="already exists"):
-        build_report([evals["bce"].path], tmp_path / "r")
-    build_report([evals["bce"].path], tmp_path / "r", overwrite=True)
+        build_sync_report([evals["bce"].path], tmp_path / "r")
+    build_sync_report([evals["bce"].path], tmp_path / "r", overwrite=True)
 
 
 def test_cli(evals: dict[str, Artifact], tmp_path: Path) -> None:

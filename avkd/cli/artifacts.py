@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from avkd.artifacts import lineage, load_artifact
 from avkd.cli.common import JsonOption, emit_json
+from avkd.core.artifacts import lineage, load_artifact
 
 app = typer.Typer(help="Inspect artifacts.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from avkd import config as cfg
+from avkd.core import config as cfg
 
 C = TypeVar("C")
 
@@ -31,15 +31,18 @@ ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interr
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON result on stdout (logs go to stderr).")
 ]
+TaskOption = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help="sync (LRS2, VocaLiST, 31-candidate retrieval) or emotion (CMU-MOSEI, MulT; alias mosei).",
+    ),
+]
 
 
 def resolve(cls: type[C], config_file: Path | None, sets: list[str] | None, **flags: Any) -> C:
     """Defaults, then --config, then --set, then explicit flags (the most specific wins); None flags are unset."""
-    overrides = list(sets or [])
-    for key, value in flags.items():
-        if value is not None:
-            overrides.append(f"{key}={json.dumps(value)}")
-    return cfg.resolve_config(cls, config_file, overrides)
+    return cfg.resolve_config(cls, config_file, sets or (), flags)
 
 
 def emit_json(data: Any) -> None:
@@ -47,7 +50,10 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def split_list(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [item.strip() for item in text.split(",") if item.strip()]
+def emit_artifact(art: Any, json_out: bool, line: str, **extra: Any) -> None:
+    """A stage's result: one JSON object on stdout with ``--json`` (path, id, metrics, ``extra``), else ``line``
+    on stderr."""
+    if json_out:
+        emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics, **extra})
+    else:
+        print(line, file=sys.stderr, flush=True)

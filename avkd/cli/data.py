@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from avkd.cli.common import ConfigOption, JsonOption, SetOption, emit_json, resolve
-from avkd.errors import AvkdError
-from avkd.progress import ProgressReporter, log
+from avkd.core.errors import AvkdError
+from avkd.core.progress import ProgressReporter, log
 
 app = typer.Typer(help="Synthetic corpora and corpus checks.", no_args_is_help=True)
 synth_app = typer.Typer(help="Write a synthetic corpus in a real corpus's layout.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def synth_lrs2(
     json_out: JsonOption = False,
 ) -> None:
     """LRS2-layout corpus of real mp4 files: syllable-like speech and a drawn face whose mouth follows it."""
-    from avkd.data.synthetic import SynthLRS2Config, synthesize_lrs2
+    from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 
     cfg = resolve(
         SynthLRS2Config, config, set_, utterances=utterances, speakers=speakers, seed=seed, workers=workers
@@ -71,7 +71,7 @@ def synth_mosei(
     json_out: JsonOption = False,
 ) -> None:
     """CMU-MOSEI-style .csd files whose label depends on a latent shared by the modalities plus private parts."""
-    from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
+    from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 
     cfg = resolve(SynthMoseiConfig, config, set_, seed=seed)
     summary = synthesize_mosei(out, cfg, pickle_path=pickle)
@@ -96,7 +96,7 @@ def check_lrs2(
     json_out: JsonOption = False,
 ) -> None:
     """Report missing, extra and unreadable files of an LRS2 copy without preprocessing anything."""
-    from avkd.data.lrs2 import check_corpus
+    from avkd.data.lrs2.layout import check_corpus
 
     report = check_corpus(root, manifest, probe_media=probe)
     data = report.to_json()
@@ -148,8 +148,8 @@ def check_mosei_cmd(
 ) -> None:
     """Report what a CMU-MOSEI copy holds (files, dimensions, fold coverage, missing modalities) without
     ingesting it; takes the ingest's config (e.g. --set vision_file=CMU_MOSEI_VisualOpenFace2.csd)."""
-    from avkd.data.mosei import MoseiIngestConfig
-    from avkd.data.mosei_check import check_mosei, describe_check
+    from avkd.data.mosei.check import check_mosei, describe_check
+    from avkd.data.mosei.ingest import MoseiIngestConfig
 
     report = check_mosei(src, resolve(MoseiIngestConfig, config, set_))
     if json_out:

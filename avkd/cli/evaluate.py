@@ -1,4 +1,4 @@
-"""``avkd evaluate``: the 31-candidate sync retrieval protocol."""
+"""``avkd evaluate``: a model on a features split, by the task's evaluator."""
 
 from __future__ import annotations
 
@@ -7,25 +7,20 @@ from typing import Annotated
 
 import typer
 
-from avkd.cli.common import ConfigOption, JsonOption, OverwriteOption, SetOption, emit_json, resolve
-from avkd.errors import UsageError
-from avkd.progress import log
+from avkd.cli.common import ConfigOption, JsonOption, OverwriteOption, SetOption, TaskOption, emit_artifact
+from avkd.cli.options import parse_frames
 
 
 def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="Model artifact.")],
-    data: Annotated[
-        Path, typer.Option("--data", "-d", help="lrs2-features (sync) or mosei-features artifact.")
-    ],
+    data: Annotated[Path, typer.Option("--data", "-d", help="The task's features artifact.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output evaluation artifact.")],
-    task: Annotated[
-        str, typer.Option(help="sync (31-candidate retrieval) or mosei (7-class emotion).")
-    ] = "sync",
+    task: TaskOption = "sync",
     split: Annotated[str | None, typer.Option(help="Split to evaluate.", show_default="test")] = None,
     frames: Annotated[
         str | None,
         typer.Option(
-            help="Context lengths: 5..15, 5,9,15 or 7 (odd, >= 5).",
+            help="sync: context lengths: 5..15, 5,9,15 or 7 (odd, >= 5).",
             metavar="K|A..B[:S]|A,B",
             show_default="5..15",
         ),
@@ -38,10 +33,12 @@ def evaluate(
             show_default="avkd",
         ),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N.", show_default="cpu")] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N clips.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto | cpu | cuda | cuda:N.", show_default="cpu")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="sync: only the first N clips.")] = None,
     save_scores: Annotated[
-        bool, typer.Option(help="Store every clip's score matrix (windows x 31).")
+        bool, typer.Option(help="sync: store every clip's score matrix (windows x 31).")
     ] = False,
     label: Annotated[
         str | None, typer.Option(help="Row label in tables (default: the model folder name).")
@@ -52,39 +49,20 @@ def evaluate(
     json_out: JsonOption = False,
 ) -> None:
     """Sync: accuracy of offset retrieval among 31 candidates (±15 frames), correct within ±1 frame, for each K.
-    Mosei: 7-class accuracy, F1, binary accuracy/F1, MAE, correlation and the majority-class baseline."""
-    if task == "mosei":
-        from avkd.evaluate.stage import EmotionEvalConfig, evaluate_emotion_artifact
+    Emotion: 7-class accuracy, F1, binary accuracy/F1, MAE, correlation and the majority-class baseline."""
+    from avkd.tasks import RunOptions, get_task
 
-        if frames is not None or save_scores or limit is not None or protocol is not None:
-            raise UsageError("--frames, --limit, --save-scores and --protocol are sync options")
-        cfg = resolve(EmotionEvalConfig, config, set_, split=split, device=device)
-        art = evaluate_emotion_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
-        if json_out:
-            emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
-        else:
-            typer.echo((art.path / "metrics.md").read_text().rstrip())
-            log(f"{art.path}: id {art.id}")
-        return
-    if task != "sync":
-        raise UsageError(f"--task {task!r}: choose sync or mosei")
-    from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
-    from avkd.evaluate.sync import parse_frames
-
-    cfg = resolve(
-        SyncEvalConfig,
-        config,
-        set_,
-        split=split,
-        frames=parse_frames(frames) if frames is not None else None,
-        device=device,
-        limit=limit,
-        save_scores=save_scores or None,
-        protocol=protocol,
-    )
-    art = evaluate_sync_artifact(cfg, model, data, out, label=label, overwrite=overwrite)
-    if json_out:
-        emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics})
-    else:
-        typer.echo((art.path / "accuracy.md").read_text().rstrip())
-        log(f"{art.path}: {art.metrics['clips']} clips; id {art.id}")
+    chosen = get_task(task)
+    flags = {
+        "split": split,
+        "frames": parse_frames(frames) if frames is not None else None,
+        "protocol": protocol,
+        "device": device,
+        "limit": limit,
+        "save_scores": save_scores or None,
+    }
+    cfg = chosen.config("evaluate", config, set_ or (), flags)
+    art = chosen.evaluate(cfg, model, data, out, label, RunOptions(overwrite=overwrite))
+    if not json_out:
+        typer.echo(chosen.evaluation_text(art))
+    emit_artifact(art, json_out, f"{art.path}: id {art.id}")

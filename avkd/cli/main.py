@@ -7,7 +7,6 @@ import sys
 import typer
 
 from avkd import __version__
-from avkd.artifacts import set_command_line
 from avkd.cli import (
     artifacts,
     data,
@@ -21,7 +20,8 @@ from avkd.cli import (
     sync,
     train,
 )
-from avkd.errors import AvkdError
+from avkd.core.artifacts import set_command_line
+from avkd.core.errors import AvkdError
 
 app = typer.Typer(
     name="avkd",

@@ -15,9 +15,9 @@ from avkd.cli.common import (
     SetOption,
     emit_json,
     resolve,
-    split_list,
 )
-from avkd.progress import log
+from avkd.cli.options import split_list
+from avkd.core.progress import log
 
 app = typer.Typer(help="Preprocess corpora into feature artifacts.", no_args_is_help=True)
 
@@ -54,13 +54,12 @@ def lrs2(
     json_out: JsonOption = False,
 ) -> None:
     """Face crops (96x96 RGB), 16 kHz audio and VocaLiST mels of an LRS2-layout corpus, into HDF5."""
-    from avkd.data.preprocess import (
+    from avkd.data.failures import check_failure_share, read_failures
+    from avkd.data.lrs2.preprocess import (
         LRS2PreprocessConfig,
-        check_failure_share,
         describe,
         parse_shard,
         preprocess_lrs2,
-        read_failures,
         shard_from_env,
         shard_path,
     )
@@ -110,8 +109,8 @@ def mosei(
     json_out: JsonOption = False,
 ) -> None:
     """CMU-MOSEI features into HDF5 (text 50x300, audio 500x74, vision 500x35 per segment, MulT's unaligned layout)."""
-    from avkd.data.mosei import MoseiIngestConfig, ingest_mosei, read_failures
-    from avkd.data.preprocess import check_failure_share
+    from avkd.data.failures import check_failure_share, read_failures
+    from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 
     cfg = resolve(MoseiIngestConfig, config, set_, max_failures=max_failures)
     art = ingest_mosei(cfg, src, out, overwrite=overwrite, resume=resume, show_progress=True)
@@ -139,7 +138,7 @@ def merge(
     json_out: JsonOption = False,
 ) -> None:
     """Join the shards of an array job into one artifact, checking none is missing or duplicated."""
-    from avkd.data.preprocess import describe, find_shards, merge_lrs2
+    from avkd.data.lrs2.preprocess import describe, find_shards, merge_lrs2
 
     paths = list(shards) if shards else find_shards(out)
     art = merge_lrs2(paths, out, overwrite=overwrite)

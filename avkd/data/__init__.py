@@ -1,1 +1,1 @@
-"""Corpora, media decoding, HDF5 storage and datasets."""
+"""Corpora and features: the LRS2 layout, synthetic corpora, preprocessing into HDF5, datasets; CMU-MOSEI alike."""

@@ -3,7 +3,7 @@
 
 Definitions (what is computed, and which choice was made where the reference leaves one)
 ----------------------------------------------------------------------------------------
-1. **7 classes** = :func:`label7` (re-exported from :mod:`avkd.data.mosei`): ``round(clip(y, -3, 3)) + 3`` with
+1. **7 classes** = :func:`label7` (re-exported from :mod:`avkd.data.mosei.ingest`): ``round(clip(y, -3, 3)) + 3`` with
    numpy's half-to-even rounding, exactly MulT's ``multiclass_acc`` (``-3.4 -> 0``, ``-0.5 -> 3``, ``0.5 -> 3``,
    ``2.5 -> 5``, ``3.7 -> 6``). The SDK's ``cmumosei_round`` bins (§2.2) are not used.
 2. **Predicted class**: from ``scores`` (a regressor, MulT's default) ``label7(scores)``; from ``logits`` (N, 7)
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from avkd.data.mosei import label7
+from avkd.data.mosei.labels import label7
 
 __all__ = [
     "NUM_CLASSES",
@@ -80,36 +80,6 @@ class EmotionMetrics:
                 value = None
             out[key] = value
         return out
-
-    def table_markdown(self, label: str) -> str:
-        """A one-row markdown table (header, separator, row); percentages with 2 decimals like Table 1."""
-
-        def pct(value: float) -> str:
-            return "n/a" if not math.isfinite(value) else f"{100.0 * value:.2f}"
-
-        def num(value: float) -> str:
-            return "n/a" if not math.isfinite(value) else f"{value:.4f}"
-
-        header = (
-            "| model | n | Acc7 % | F1-w7 % | F1-m7 % | Acc2 % | F1-bin % | Acc2 (>=0) % | F1-bin (>=0) % "
-            "| MAE | Corr | Majority Acc7 % |"
-        )
-        sep = "|" + "---|" * 12
-        cells = [
-            label.replace("|", "\\|"),
-            str(self.n),
-            pct(self.acc7),
-            pct(self.f1_weighted),
-            pct(self.f1_macro),
-            pct(self.acc2),
-            pct(self.f1_binary),
-            pct(self.acc2_nonneg),
-            pct(self.f1_binary_nonneg),
-            num(self.mae),
-            num(self.corr),
-            f"{pct(self.majority_acc7)} (class {self.majority_class - 3:+d}, {self.majority_from})",
-        ]
-        return "\n".join([header, sep, "| " + " | ".join(cells) + " |"])
 
 
 def f1_scores(y_true: Any, y_pred: Any) -> tuple[float, float]:

@@ -4,7 +4,7 @@ Protocol (what is measured)
 ---------------------------
 A clip of ``N`` stored frames (video and audio trimmed to a common length by preprocessing) gives ``W = N − 4``
 windows; the model input is always 5 frames. Video window ``i`` is frames ``i..i+4`` (lower half of each crop,
-:func:`avkd.data.datasets.to_model_pixels`); audio window ``i`` is the slice ``[int(3.2·i), int(3.2·i)+16)`` of the
+:func:`avkd.data.lrs2.dataset.to_model_pixels`); audio window ``i`` is the slice ``[int(3.2·i), int(3.2·i)+16)`` of the
 whole-clip mel — the evaluation-time framing of §4 (§1.4 lists how it differs from the training-time chunking).
 For every video window ``i`` the 31 audio windows ``i+d``, ``d = −15..+15``, are scored with the model's raw
 logit, giving a score matrix ``D`` (W, 31) whose column ``j`` holds offset ``d = j − 15``. The predicted offset of
@@ -51,31 +51,25 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from avkd.data.datasets import to_model_pixels
-from avkd.errors import AvkdError, UsageError
+from avkd.core.errors import UsageError
+from avkd.data.lrs2.dataset import to_model_pixels
+from avkd.models.device import autocast, resolve_device
 
 __all__ = [
     "BASE_FRAMES",
     "MEL_WINDOW",
-    "PROTOCOLS",
     "VSHIFT",
-    "ClipResult",
-    "OffsetEstimate",
-    "SyncEvaluation",
+    "check_pixels",
     "clip_accuracy",
     "context_scores",
-    "estimate_offset",
-    "evaluate_sync",
+    "evaluating",
     "mel_window_start",
-    "parse_frames",
     "predicted_offsets",
     "score_clip",
     "score_clip_and_silence",
@@ -90,8 +84,6 @@ VSHIFT = 15
 BASE_FRAMES = 5
 #: Mel steps per 5-frame window (§1.4: 3.2 steps per frame).
 MEL_WINDOW = 16
-#: ``evaluate_sync(protocol=...)``: avkd's corrected protocol, or the official script's arithmetic.
-PROTOCOLS = ("avkd", "reference")
 
 _PIXEL_ORDERS = ("rgb", "bgr")
 _PIXEL_RANGES = ("unit", "byte")
@@ -139,7 +131,7 @@ def valid_candidates(windows: int, vshift: int = VSHIFT) -> np.ndarray:
     return (i + d >= 0) & (i + d <= windows - 1)
 
 
-def _check_pixels(pixel_order: str, pixel_range: str) -> None:
+def check_pixels(pixel_order: str, pixel_range: str) -> None:
     if pixel_order not in _PIXEL_ORDERS:
         raise UsageError(f"pixel_order must be one of {_PIXEL_ORDERS}, got {pixel_order!r}")
     if pixel_range not in _PIXEL_RANGES:
@@ -162,18 +154,8 @@ def _audio_windows(mel: Tensor, idx: Sequence[int]) -> Tensor:
 # ------------------------------------------------------------------------------------------- model state
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"device {str(device)!r} requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
-
-
 @contextlib.contextmanager
-def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
+def evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
     """Eval mode (frozen BN, no dropout) on ``device`` for the duration; restores the mode and device after."""
     was_training = model.training
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
@@ -188,14 +170,6 @@ def _evaluating(model: nn.Module, device: torch.device) -> Iterator[None]:
         if moved:
             model.to(old)
         model.train(was_training)
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA (fp16 where bf16 is unsupported) when ``amp``; a no-op on the CPU."""
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -261,7 +235,7 @@ def score_clip_and_silence(
     With ``zero_audio`` the second value is (W,) float32: each video window's logit against an all-zero mel
     window (the reference's padding, §4), from the same video embeddings; otherwise None.
     """
-    _check_pixels(pixel_order, pixel_range)
+    check_pixels(pixel_order, pixel_range)
     if batch_size < 1 or encode_batch_size < 1:
         raise ValueError("batch sizes must be >= 1")
     w = _clip_windows(crops, mel)
@@ -269,13 +243,13 @@ def score_clip_and_silence(
     silence = np.full(w, np.nan, np.float32) if zero_audio else None
     if w == 0:
         return scores, silence
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     rows, cols = np.nonzero(valid_candidates(w, vshift))  # row-major: window by window
     audio_idx = rows + cols - vshift
     pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
     mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     out = np.empty(rows.size, np.float32)
-    with _evaluating(model, dev), torch.inference_mode(), _autocast(dev, amp):
+    with evaluating(model, dev), torch.inference_mode(), autocast(dev, amp):
         v_emb = torch.cat(
             [
                 model.encode_video(_video_windows(pixels, range(s, min(w, s + encode_batch_size))).to(dev))
@@ -323,15 +297,15 @@ def score_clip_naive(
     the straightforward baseline for tests and ``benchmarks/evaluate.py``; ``windows`` restricts the computation
     to some rows (the others stay NaN), so a benchmark can time a few windows of a slow model.
     """
-    _check_pixels(pixel_order, pixel_range)
+    check_pixels(pixel_order, pixel_range)
     w = _clip_windows(crops, mel)
     scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
     if w == 0:
         return scores
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
     mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
-    with _evaluating(model, dev), torch.inference_mode():
+    with evaluating(model, dev), torch.inference_mode():
         for i in range(w) if windows is None else windows:
             if not 0 <= i < w:
                 raise ValueError(f"window {i} out of range 0..{w - 1}")
@@ -404,293 +378,3 @@ def clip_accuracy(scores: np.ndarray, k: int, tolerance: int = 1) -> float:
     vshift = (scores.shape[1] - 1) // 2
     offsets = predicted_offsets(context_scores(scores, k), vshift)
     return float(np.mean(np.abs(offsets) <= tolerance))
-
-
-# ------------------------------------------------------------------------------------------------- parsing
-
-
-def parse_frames(text: str) -> list[int]:
-    """Parse a ``--frames`` value into sorted, distinct context lengths K.
-
-    Accepts ``"5..15"`` (odd lengths from 5 to 15: [5, 7, 9, 11, 13, 15]), ``"5..15:4"`` (explicit step:
-    [5, 9, 13]), ``"5,9,15"``, ``"7"``, and comma-separated mixtures of these. Every K must be odd and >= 5
-    (the model's 5-frame input, §4); ranges need start <= end and a positive step. Anything else raises
-    :class:`UsageError` naming the value.
-    """
-
-    def fail(reason: str) -> UsageError:
-        return UsageError(f"--frames {text!r}: {reason}")
-
-    def integer(s: str) -> int:
-        s = s.strip()
-        try:
-            return int(s)
-        except ValueError:
-            raise fail(f"{s!r} is not an integer") from None
-
-    if not text or not text.strip():
-        raise fail("empty; expected e.g. 5..15, 5..15:4, 5,9,15 or 7")
-    ks: list[int] = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise fail("empty item")
-        if ".." in item:
-            span, _, step_text = item.partition(":")
-            start_text, _, end_text = span.partition("..")
-            start, end = integer(start_text), integer(end_text)
-            step = integer(step_text) if step_text else 2
-            if step <= 0:
-                raise fail(f"step must be positive, got {step}")
-            if start > end:
-                raise fail(f"range start {start} is after its end {end}")
-            ks.extend(range(start, end + 1, step))
-        else:
-            ks.append(integer(item))
-    for k in ks:
-        if k < BASE_FRAMES or k % 2 == 0:
-            raise fail(f"every K must be odd and >= {BASE_FRAMES} (the model sees 5 frames), got {k}")
-    return sorted(set(ks))
-
-
-# ---------------------------------------------------------------------------------------------- evaluation
-
-
-def _nan_to_none(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else float(x)
-
-
-@dataclass
-class ClipResult:
-    """One clip: its window count, accuracy per K, and (with ``keep_scores``) its score matrix D (W, 31)."""
-
-    key: str
-    windows: int
-    accuracy: dict[int, float]
-    scores: np.ndarray | None = None
-
-
-@dataclass
-class SyncEvaluation:
-    """Accuracy per context K (fraction in [0, 1], unweighted mean over evaluated clips, §4 ``samplewise_acc``).
-
-    ``skipped`` lists clips shorter than 5 frames (no window; excluded from the mean).
-    """
-
-    frames: list[int]
-    accuracy: dict[int, float]
-    clips: list[ClipResult]
-    skipped: list[str] = field(default_factory=list)
-    tolerance: int = 1
-    vshift: int = VSHIFT
-    #: "avkd" (this module's protocol) or "reference" (:mod:`avkd.evaluate.reference_protocol`).
-    protocol: str = "avkd"
-
-    def table_markdown(self, label: str) -> str:
-        """A one-row markdown table in the layout of reference §6: accuracy in % per K, plus the clip count."""
-        head = "| model | clips | " + " | ".join(f"K{k}" for k in self.frames) + " |"
-        rule = "|---|---|" + "---|" * len(self.frames)
-        cells = [
-            "–" if math.isnan(self.accuracy[k]) else f"{100 * self.accuracy[k]:.2f}" for k in self.frames
-        ]
-        row = f"| {label} | {len(self.clips)} | " + " | ".join(cells) + " |"
-        return "\n".join([head, rule, row]) + "\n"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (K keys as strings, NaN as null; score matrices are not included)."""
-        return {
-            "protocol": {
-                "name": self.protocol,
-                "candidates": 2 * self.vshift + 1,
-                "vshift": self.vshift,
-                "model_frames": BASE_FRAMES,
-                "tolerance_frames": self.tolerance,
-                **(
-                    {
-                        "windows": "N-5 per clip (the reference's range(0, N - 5))",
-                        "out_of_range_candidates": "zero audio scored, then -1000 (the reference's if/elif)",
-                        "contexts": "means including the -1000 sentinels; 2m rows when N - 5 < 2m",
-                        "offset_sign": "15 - argmax (accuracy is symmetric)",
-                    }
-                    if self.protocol == "reference"
-                    else {
-                        "windows": "all N-4 per clip",
-                        "out_of_range_candidates": "excluded",
-                        "offset_sign": "positive = audio lags video",
-                    }
-                ),
-            },
-            "frames": list(self.frames),
-            "accuracy": {str(k): _nan_to_none(v) for k, v in self.accuracy.items()},
-            "clips_evaluated": len(self.clips),
-            "skipped": list(self.skipped),
-            "clips": [
-                {
-                    "key": c.key,
-                    "windows": c.windows,
-                    "accuracy": {str(k): _nan_to_none(v) for k, v in c.accuracy.items()},
-                }
-                for c in self.clips
-            ],
-        }
-
-
-def evaluate_sync(
-    model: nn.Module,
-    store: Any,
-    split: str,
-    frames: list[int],
-    *,
-    keys: Sequence[str] | None = None,
-    keep_scores: bool = False,
-    batch_size: int = 512,
-    device: str | torch.device = "cpu",
-    amp: bool = False,
-    pixel_order: str = "rgb",
-    pixel_range: str = "unit",
-    progress: Callable[[int], None] | None = None,
-    tolerance: int = 1,
-    vshift: int = VSHIFT,
-    protocol: str = "avkd",
-) -> SyncEvaluation:
-    """Run the §4 protocol over the clips of ``split`` in a :class:`~avkd.data.store.FeatureStore`.
-
-    ``protocol="reference"`` scores the same way but counts as the official script does
-    (:mod:`avkd.evaluate.reference_protocol`: N−5 windows, scored zero padding, −1000 sentinels in the means), for
-    comparison with published numbers; the kept score matrices are then the reference's.
-
-    ``keys`` overrides the clip list (order kept). For each clip one score matrix is computed with
-    :func:`score_clip` and every K in ``frames`` is derived from it. Clips with fewer than 5 frames are skipped
-    and listed in ``skipped``. ``progress(1)`` is called after each clip (evaluated or skipped). The model is
-    put in eval mode on ``device`` for the call and restored after.
-    """
-    if not frames:
-        raise UsageError("no context lengths given")
-    for k in frames:
-        if k < BASE_FRAMES or k % 2 == 0:
-            raise UsageError(f"context K={k} must be odd and >= {BASE_FRAMES}")
-    if tolerance < 0:
-        raise UsageError(f"tolerance must be >= 0, got {tolerance}")
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"protocol {protocol!r}: choose {' or '.join(PROTOCOLS)}")
-    _check_pixels(pixel_order, pixel_range)
-    frames = sorted(set(frames))
-    accuracy_of = clip_accuracy
-    if protocol == "reference":  # imported here: that module builds on this one
-        from avkd.evaluate.reference_protocol import reference_clip_accuracy, reference_matrix
-
-        accuracy_of = reference_clip_accuracy
-    clip_keys = list(store.keys(split) if keys is None else keys)
-    dev = _resolve_device(device)
-    clips: list[ClipResult] = []
-    skipped: list[str] = []
-    with _evaluating(model, dev):
-        for key in clip_keys:
-            n = store.info(key).get("n_frames")
-            if n is not None and window_count(int(n)) == 0:
-                skipped.append(key)
-            else:
-                crops = store.frames(key)
-                mel = store.mel(key)
-                scores, silence = score_clip_and_silence(
-                    model,
-                    crops,
-                    mel,
-                    vshift=vshift,
-                    batch_size=batch_size,
-                    device=dev,
-                    amp=amp,
-                    pixel_order=pixel_order,
-                    pixel_range=pixel_range,
-                    zero_audio=protocol == "reference",
-                )
-                if protocol == "reference":
-                    scores = reference_matrix(scores, silence, vshift)
-                if scores.shape[0] == 0:
-                    skipped.append(key)
-                else:
-                    acc = {k: accuracy_of(scores, k, tolerance) for k in frames}
-                    clips.append(ClipResult(key, scores.shape[0], acc, scores if keep_scores else None))
-            if progress is not None:
-                progress(1)
-    accuracy = {k: float(np.mean([c.accuracy[k] for c in clips])) if clips else math.nan for k in frames}
-    return SyncEvaluation(frames, accuracy, clips, skipped, tolerance, vshift, protocol)
-
-
-# --------------------------------------------------------------------------------------- single-video offset
-
-
-@dataclass
-class OffsetEstimate:
-    """Offset of one video (``avkd sync``): positive = audio lags video.
-
-    ``curve[j]`` is the mean over windows of the valid scores of offset ``d = j − vshift`` (NaN where no window
-    has that candidate, i.e. ``|d| ≥ W``); ``confidence = max(curve) − median(curve)`` over the non-NaN entries,
-    the SyncNet-style peak-over-median (in logit units, not a probability).
-    """
-
-    offset_frames: int
-    offset_ms: float
-    confidence: float
-    curve: list[float]
-    windows: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN curve entries as null)."""
-        vshift = (len(self.curve) - 1) // 2
-        return {
-            "offset_frames": self.offset_frames,
-            "offset_ms": self.offset_ms,
-            "confidence": self.confidence,
-            "windows": self.windows,
-            "offset_sign": "positive = audio lags video",
-            "offsets": list(range(-vshift, vshift + 1)),
-            "curve": [_nan_to_none(v) for v in self.curve],
-        }
-
-
-def estimate_offset(
-    model: nn.Module,
-    crops: np.ndarray,
-    mel: np.ndarray,
-    *,
-    fps: float = 25.0,
-    vshift: int = VSHIFT,
-    batch_size: int = 512,
-    device: str | torch.device = "cpu",
-    amp: bool = False,
-    pixel_order: str = "rgb",
-    pixel_range: str = "unit",
-) -> OffsetEstimate:
-    """Audio-video offset of one clip: argmax of the mean score curve over all windows (§4 scoring, K = W).
-
-    The score matrix of :func:`score_clip` is averaged over windows per offset (NaN-ignoring, so each offset is
-    the mean of its valid windows); the argmax is the offset, ``offset_ms = 1000·d / fps``. Raises
-    :class:`AvkdError` for a clip shorter than 5 frames.
-    """
-    scores = score_clip(
-        model,
-        crops,
-        mel,
-        vshift=vshift,
-        batch_size=batch_size,
-        device=device,
-        amp=amp,
-        pixel_order=pixel_order,
-        pixel_range=pixel_range,
-    )
-    w = scores.shape[0]
-    if w == 0:
-        raise AvkdError(
-            f"clip too short for sync estimation: {crops.shape[0]} frames, need at least {BASE_FRAMES}"
-        )
-    valid = ~np.isnan(scores)
-    count = valid.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        curve = np.where(
-            count > 0, np.where(valid, scores, 0.0).sum(axis=0, dtype=np.float64) / count, np.nan
-        )
-    best = int(np.nanargmax(curve))
-    d = best - vshift
-    confidence = float(np.nanmax(curve) - np.nanmedian(curve))
-    return OffsetEstimate(d, 1000.0 * d / fps, confidence, [float(v) for v in curve], w)

@@ -1,18 +1,17 @@
 """Models, found by name: ``build_model("vocalist", width=200)``, ``list_models("voca*")``.
 
-Importing this package registers the built-in families (one module per family, see DESIGN.md). A family
-module that is not present yet is skipped; one that is present but fails to import raises.
+One module per family; importing this package registers the built-in families (``vocalist``, ``mult``). A new
+family is one module that registers its entrypoints, imported below (docs/architecture.md, "Adding a model").
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from avkd.models import mult, vocalist  # noqa: F401  (registration)
 from avkd.models.attention import Tapped, TapRequest, flat_heads, unflat_heads
-from avkd.models.registry import build_model, is_model, list_models, model_entrypoint, register_model
+from avkd.models.registry import MODELS, build_model, is_model, list_models, model_entrypoint, register_model
 
 __all__ = [
+    "MODELS",
     "TapRequest",
     "Tapped",
     "build_model",
@@ -23,10 +22,3 @@ __all__ = [
     "register_model",
     "unflat_heads",
 ]
-
-#: Built-in model families; each registers its entrypoints on import.
-FAMILIES: tuple[str, ...] = ("vocalist", "syncnet", "avsiam", "mult")
-
-for _family in FAMILIES:
-    if importlib.util.find_spec(f"{__name__}.{_family}") is not None:
-        importlib.import_module(f"{__name__}.{_family}")

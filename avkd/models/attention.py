@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
 
 __all__ = [
     "ATTENTION_TAPS",

@@ -16,13 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from avkd.artifacts import Artifact, ArtifactWriter, atomic_write_bytes, load_artifact, register_kind
-from avkd.errors import ArtifactError, UsageError
+from avkd.core.artifacts import (
+    MODEL,
+    Artifact,
+    ArtifactWriter,
+    atomic_write_bytes,
+    load_artifact,
+)
+from avkd.core.errors import ArtifactError, UsageError
 from avkd.models.registry import build_model
 
-KIND = "model"
 WEIGHTS = "model.pt"
-register_kind(KIND, 1)
 
 
 @dataclass
@@ -77,7 +81,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     artifact = None
     weights = path
     if path.is_dir():
-        artifact = load_artifact(path, kind=KIND)
+        artifact = load_artifact(path, kind=MODEL)
         weights = artifact.file(WEIGHTS)
     try:
         blob = torch.load(weights, map_location="cpu", weights_only=True)
@@ -114,6 +118,6 @@ def import_checkpoint(
         first = str(exc).splitlines()[0]
         raise UsageError(f"{checkpoint}: does not fit {spec.name}({spec.kwargs}): {first}") from None
     config = {"source": str(checkpoint.resolve()), **spec.to_json()}
-    with ArtifactWriter(out, KIND, config, overwrite=overwrite) as writer:
+    with ArtifactWriter(out, MODEL, config, overwrite=overwrite) as writer:
         save_weights(writer.path(WEIGHTS), model, spec)
         return writer.commit(metrics={"parameters": count_parameters(model)}, spec=spec.to_json())

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from avkd.artifacts import atomic_write_bytes
-from avkd.errors import ArtifactError
+from avkd.core.artifacts import atomic_write_bytes
+from avkd.core.errors import ArtifactError
 
 
 def rng_state() -> dict[str, Any]:

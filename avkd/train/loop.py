@@ -17,7 +17,7 @@ import contextlib
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -26,9 +26,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from avkd.artifacts import atomic_write_text
-from avkd.errors import AvkdError, UsageError
-from avkd.progress import ProgressReporter, log
+from avkd.core.artifacts import MODEL, Artifact, ArtifactWriter, atomic_write_text, finished
+from avkd.core.config import to_dict
+from avkd.core.errors import AvkdError, UsageError
+from avkd.core.jsonl import jsonl_text
+from avkd.core.progress import ProgressReporter, log
+from avkd.models.device import amp_dtype, autocast, resolve_device
+from avkd.models.io import WEIGHTS, ModelSpec
 from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
 
 LAST = "checkpoints/last.pt"
@@ -64,7 +68,18 @@ class LoopConfig:
 
 
 class TrainTask(Protocol):
-    """What :func:`fit` needs from a training stage."""
+    """What :func:`fit` and :func:`fit_stage` need from a training stage."""
+
+    #: How to rebuild the trained model (written into the artifact).
+    spec: ModelSpec
+    #: Validation metrics of the best epoch recorded in the artifact's metrics as ``best_<key>``.
+    best_keys: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """Facts recorded in the artifact's metrics before training (parameter counts, the method)."""
+
+    def close(self) -> None:
+        """Release what the task opened (feature stores)."""
 
     def modules(self) -> dict[str, nn.Module]:
         """Everything with state to checkpoint (the model, learnable loss weights, projections)."""
@@ -96,15 +111,6 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
     steps: int = 0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def lr_factor(config: LoopConfig, epoch: int) -> float:
@@ -162,8 +168,7 @@ def fit(
     optimizer = torch.optim.Adam(task.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
     use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype() == torch.float16)
     dataset = task.train_dataset()
     steps_per_epoch = len(dataset) // config.batch_size
     if config.max_steps_per_epoch is not None:
@@ -234,7 +239,7 @@ def fit(
             with ProgressReporter(steps_per_epoch, desc, enabled=show_progress) as bar:
                 bar.advance(step_in_epoch)
                 for batch in loader:
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    with autocast(device, use_amp):
                         loss, logs = task.loss(batch, device)
                     if not torch.isfinite(loss):
                         raise AvkdError(
@@ -295,7 +300,7 @@ def fit(
             step_in_epoch = 0
             running = {"loss_sum": 0.0, "loss_count": 0, "logs": {}}
             checkpoint()
-            atomic_write_text(run_dir / METRICS, "".join(_json_line(r) for r in result.history))
+            atomic_write_text(run_dir / METRICS, jsonl_text(result.history))
             log(
                 f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
@@ -304,48 +309,48 @@ def fit(
     return result
 
 
-def _json_line(row: dict[str, Any]) -> str:
-    import json
+class TrainingConfig(Protocol):
+    """What every training stage's config has: the loop settings and whether to keep the full state."""
 
-    return json.dumps(row) + "\n"
+    loop: LoopConfig
+    keep_checkpoint: bool
 
 
-def fit_to_artifact(
-    task: TrainTask,
-    loop: LoopConfig,
-    out: Path,
-    config: dict[str, Any],
-    inputs: list[Any],
-    keep_checkpoint: bool = False,
+def fit_stage(
+    out: str | Path,
+    config: TrainingConfig,
+    build: Callable[[], tuple[TrainTask, list[Artifact]]],
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
-    metrics: dict[str, Any] | None = None,
-    best_keys: tuple[str, ...] = (),
-) -> Any:
-    """Train ``task`` into a ``model`` artifact at ``out``: the one wrapper every training stage shares.
+) -> Artifact:
+    """The one sequence every training stage runs: a complete artifact at ``out`` under ``--resume`` is the
+    result; otherwise ``build()`` loads the inputs and makes the task, which trains into a ``model`` artifact.
 
     The artifact holds ``model.pt`` (the best epoch by ``loop.select_metric``), ``metrics.jsonl`` and, with
-    ``keep_checkpoint``, the full training state to train on later. Its metrics are ``metrics`` plus the run's
-    epochs, steps, best epoch and the best row's ``best_keys`` (as ``best_<key>``).
+    ``keep_checkpoint``, the full training state to train on later. Its metrics are the task's
+    :meth:`~TrainTask.summary` plus the run's epochs, steps, best epoch and the best row's ``best_keys``.
     """
-    from avkd.artifacts import ArtifactWriter
-    from avkd.models.io import KIND as MODEL_KIND
-    from avkd.models.io import WEIGHTS
-
-    with ArtifactWriter(
-        out, MODEL_KIND, config, inputs=inputs, overwrite=overwrite, resume=resume, logs=[METRICS]
-    ) as writer:
-        result = fit(task, loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
-        if not keep_checkpoint:
-            (writer.workdir / LAST).unlink(missing_ok=True)
-        best = result.best or {}
-        summary = {
-            **(metrics or {}),
-            "epochs": len(result.history),
-            "steps": result.steps,
-            "best_epoch": best.get("epoch"),
-            **{f"best_{key}": best.get(key) for key in best_keys},
-            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
-        }
-        return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)
+    out = Path(out)
+    if (done := finished(out, MODEL, resume)) is not None:
+        return done
+    task, inputs = build()
+    try:
+        with ArtifactWriter(
+            out, MODEL, to_dict(config), inputs=inputs, overwrite=overwrite, resume=resume, logs=[METRICS]
+        ) as writer:
+            result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
+            if not config.keep_checkpoint:
+                (writer.workdir / LAST).unlink(missing_ok=True)
+            best = result.best or {}
+            summary = {
+                **task.summary(),
+                "epochs": len(result.history),
+                "steps": result.steps,
+                "best_epoch": best.get("epoch"),
+                **{f"best_{key}": best.get(key) for key in task.best_keys},
+                "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+            }
+            return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)
+    finally:
+        task.close()

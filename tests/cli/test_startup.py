@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from avkd.artifacts import ArtifactWriter, register_kind
+from avkd.core.artifacts import ArtifactWriter, register_kind
 
 #: Run the CLI in a fresh interpreter and report whether torch was imported by the time it finished.
 PROBE = """

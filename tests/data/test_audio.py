@@ -1,4 +1,4 @@
-"""avkd.data.audio: the VocaLiST mel against an independent librosa/numpy computation, and the helpers."""
+"""avkd.media.audio: the VocaLiST mel against an independent librosa/numpy computation, and the helpers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from avkd.data import audio as A
+from avkd.media import audio as A
 
 
 def make_clip(seconds: float = 1.3) -> np.ndarray:

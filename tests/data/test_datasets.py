@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from avkd.data.datasets import SyncDataset, SyncSamplingConfig, mel_window_steps, to_model_pixels
-from avkd.data.store import FeatureStore
+from avkd.data.lrs2.dataset import SyncDataset, SyncSamplingConfig, mel_window_steps, to_model_pixels
+from avkd.data.lrs2.store import FeatureStore
 
 
 def test_sample_shapes_and_labels(features) -> None:

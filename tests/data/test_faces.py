@@ -1,4 +1,4 @@
-"""avkd.data.faces: detectors by name, box filling/smoothing logic, boxes files, and the 96x96 crops."""
+"""avkd.media.faces: detectors by name, box filling/smoothing logic, boxes files, and the 96x96 crops."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from avkd.data import faces
-from avkd.data.faces import DEFAULT_FIXED_BOX, build_detector, crop_faces
-from avkd.errors import MediaError, UsageError
+from avkd.core.errors import MediaError, UsageError
+from avkd.media import faces
+from avkd.media.faces import DEFAULT_FIXED_BOX, build_detector, crop_faces
 
 
 def blank(n: int = 10, height: int = 160, width: int = 160) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_fixed_bad_box(box) -> None:
 def test_registry_errors() -> None:
     with pytest.raises(UsageError, match="fixed, haar, boxes"):
         build_detector("s3fd")
-    with pytest.raises(UsageError, match=r"no option 'detect_every'.*options: box"):
+    with pytest.raises(UsageError, match=r"unexpected keyword argument 'detect_every'.*takes box"):
         build_detector("fixed", detect_every=2)
 
 

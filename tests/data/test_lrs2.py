@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from avkd.data.lrs2 import (
+from avkd.core.errors import AvkdError
+from avkd.data.lrs2.layout import (
     check_corpus,
     list_utterances,
     load_corpus_manifest,
-    manifest_dir,
     parse_split_file,
     write_corpus_manifest,
 )
-from avkd.errors import AvkdError
+from avkd.data.manifests import manifest_dir
 
 
 def test_official_manifest_matches_the_shipped_lists() -> None:

@@ -1,4 +1,4 @@
-"""CMU-MOSEI ingest (``avkd.data.mosei``) and its synthetic corpus (``avkd.data.synthetic_mosei``)."""
+"""CMU-MOSEI ingest (``avkd.data.mosei.ingest``) and its synthetic corpus (``avkd.data.mosei.synthetic``)."""
 
 from __future__ import annotations
 
@@ -15,23 +15,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from avkd.artifacts import load_artifact
-from avkd.data.mosei import (
-    FEATURES,
-    KIND,
-    MODALITIES,
-    SPLITS,
-    MoseiDataset,
-    MoseiIngestConfig,
-    fit_length,
-    ingest_mosei,
-    label7,
-    load_folds,
-    load_pickle_safely,
-    read_failures,
-)
-from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
-from avkd.errors import ArtifactError
+from avkd.core.artifacts import MOSEI_FEATURES, load_artifact
+from avkd.core.errors import ArtifactError
+from avkd.data.failures import read_failures
+from avkd.data.mosei.dataset import MoseiDataset
+from avkd.data.mosei.format import FEATURES, MODALITIES, SOURCE_SPLITS, SPLITS
+from avkd.data.mosei.ingest import MoseiIngestConfig, fit_length, ingest_mosei
+from avkd.data.mosei.labels import label7
+from avkd.data.mosei.safe_pickle import load_pickle_safely
+from avkd.data.mosei.sdk import load_folds
+from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 
 # Short sequences so that truncation happens (segments hold up to ~10 words, 300 audio and 90 video frames).
 LENGTHS = {"text_len": 8, "audio_len": 120, "vision_len": 40}
@@ -113,7 +106,7 @@ def test_csd_and_pickle_routes_give_identical_contents(corpus: dict) -> None:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     for field in ("per_split", "nonfinite_replaced", "videos_per_split"):
         assert corpus["csd"].metrics[field] == corpus["pkl"].metrics[field]
-    assert corpus["csd"].kind == KIND and corpus["csd"].status == "complete"
+    assert corpus["csd"].kind == MOSEI_FEATURES and corpus["csd"].status == "complete"
 
 
 def test_shapes_left_padding_and_truncation(corpus: dict) -> None:
@@ -155,7 +148,7 @@ def test_fit_length_keeps_last_frames_and_pads_left() -> None:
 def test_nonfinite_values_replaced_and_counted(corpus: dict) -> None:
     with open(corpus["root"] / "mosei_senti_data_noalign.pkl", "rb") as handle:
         raw = pickle.load(handle)  # our own file: plain pickle is fine here
-    expected = sum(int((~np.isfinite(raw[s]["audio"])).sum()) for s in SPLITS)
+    expected = sum(int((~np.isfinite(raw[SOURCE_SPLITS[s]]["audio"])).sum()) for s in SPLITS)
     assert expected > 0
     assert corpus["csd"].metrics["nonfinite_replaced"] == {"text": 0, "audio": expected, "vision": 0}
     data = _read_all(corpus["csd"].path / FEATURES)
@@ -178,9 +171,7 @@ def test_missing_modality_goes_to_failures(corpus: dict) -> None:
     assert corpus["csd"].metrics["videos_without_fold"] == 1
     with h5py.File(corpus["csd"].path / FEATURES, "r") as h5:
         ids = {x.decode() for s in SPLITS for x in h5[s]["ids"][()]}
-        valid = list(
-            zip([x.decode() for x in h5["valid"]["ids"][()]], h5["valid"]["interval"][()], strict=True)
-        )
+        valid = list(zip([x.decode() for x in h5["val"]["ids"][()]], h5["val"]["interval"][()], strict=True))
     assert missing_audio not in ids and not any(v.startswith("synthetic_nofold") for v in ids)
     first = by_video[empty_vision][0]["interval"]
     assert not any(v == empty_vision and np.allclose(iv, first) for v, iv in valid)
@@ -270,7 +261,7 @@ def test_pickle_with_other_objects_is_refused(payload: str, tmp_path: Path) -> N
     marker = tmp_path / "pwned"
     arrays = {"text": np.zeros((1, 8, 300), np.float32)}
     evil = RunsCode(marker) if payload == "os.system" else Custom()
-    data = {s: {**arrays, "labels": np.zeros((1, 1, 1)), "extra": evil} for s in SPLITS}
+    data = {SOURCE_SPLITS[s]: {**arrays, "labels": np.zeros((1, 1, 1)), "extra": evil} for s in SPLITS}
     path = tmp_path / "mosei_senti_data_noalign.pkl"
     path.write_bytes(pickle.dumps(data, protocol=2))
     name = f"{os.system.__module__}.system" if payload == "os.system" else f"{__name__}.Custom"
@@ -346,7 +337,7 @@ def test_dataset_returns_the_stored_tensors(corpus: dict) -> None:
 
 
 def test_configs_round_trip_through_the_config_layer() -> None:
-    from avkd import config as cfg
+    from avkd.core import config as cfg
 
     for config in (INGEST, SYNTH):
         assert cfg.from_dict(type(config), cfg.to_dict(config)) == config

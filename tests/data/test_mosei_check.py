@@ -11,10 +11,10 @@ import h5py
 import pytest
 
 from avkd.cli.main import main
-from avkd.data.mosei import MoseiIngestConfig
-from avkd.data.mosei_check import check_mosei
-from avkd.data.synthetic_mosei import SynthMoseiConfig, synthesize_mosei
-from avkd.errors import ArtifactError
+from avkd.core.errors import ArtifactError
+from avkd.data.mosei.check import check_mosei
+from avkd.data.mosei.ingest import MoseiIngestConfig
+from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 
 COVAREP = "acoustic/CMU_MOSEI_COVAREP.csd"
 FACET = "visual/CMU_MOSEI_VisualFacet42.csd"

@@ -8,15 +8,17 @@ import h5py
 import numpy as np
 import pytest
 
-from avkd.artifacts import load_artifact
-from avkd.data import preprocess as pre
-from avkd.data.audio import from_int16, vocalist_mel
-from avkd.data.encode import write_mp4
-from avkd.data.faces import build_detector
-from avkd.data.lrs2 import list_utterances
-from avkd.data.preprocess import LRS2PreprocessConfig, extract_features, merge_lrs2, preprocess_lrs2
-from avkd.data.store import FeatureStore, read_jsonl
-from avkd.errors import AvkdError, UsageError
+from avkd.core.artifacts import load_artifact
+from avkd.core.errors import AvkdError, UsageError
+from avkd.core.jsonl import read_jsonl
+from avkd.data.failures import check_failure_share
+from avkd.data.lrs2 import preprocess as pre
+from avkd.data.lrs2.layout import list_utterances
+from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, extract_features, merge_lrs2, preprocess_lrs2
+from avkd.data.lrs2.store import FeatureStore
+from avkd.media.audio import from_int16, vocalist_mel
+from avkd.media.encode import write_mp4
+from avkd.media.faces import build_detector
 from tests.media import marker_clip
 
 
@@ -90,8 +92,8 @@ def test_bad_inputs_go_to_the_failures_list(synth_corpus: Path, tmp_path: Path) 
     assert failures["00007"].startswith("file missing")
     assert art.metrics["utterances"] == 10 and art.metrics["failures"] == 7
     with pytest.raises(AvkdError, match=r"7 of 17 utterances failed \(41.2% > 1%\)"):
-        pre.check_failure_share(art, 0.01)
-    pre.check_failure_share(art, 0.5)
+        check_failure_share(art, 0.01)
+    check_failure_share(art, 0.5)
     # the good utterances are all there
     assert len(FeatureStore(art)) == 10
 

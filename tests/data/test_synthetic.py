@@ -10,14 +10,14 @@ import av
 import numpy as np
 import pytest
 
-from avkd.data.synthetic import (
+from avkd.core.errors import ConfigError, UsageError
+from avkd.data.lrs2.synthetic import (
     SynthLRS2Config,
     render_utterance,
     speaker_style,
     synthesize_lrs2,
     write_utterance,
 )
-from avkd.errors import ConfigError, UsageError
 
 CONFIG = SynthLRS2Config(utterances=8, speakers=3, seed=11, min_seconds=1.2, max_seconds=2.0, workers=2)
 SPLIT_FILES = ("pretrain.txt", "train.txt", "val.txt", "test.txt")

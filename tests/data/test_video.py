@@ -1,4 +1,4 @@
-"""avkd.data.video: both decoders give the same Media; every failure is a MediaError naming the file."""
+"""avkd.media.video: both decoders give the same Media; every failure is a MediaError naming the file."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from avkd.data import video
-from avkd.data.encode import write_mp4
-from avkd.errors import MediaError, UsageError
+from avkd.core.errors import MediaError, UsageError
+from avkd.media import video
+from avkd.media.encode import write_mp4
 
 N_FRAMES = 40
 FPS = 25
@@ -239,7 +239,7 @@ def test_unexpected_exceptions_are_wrapped(media_dir: Path, monkeypatch: pytest.
     def boom(path, audio=True):
         raise KeyError("weird")
 
-    monkeypatch.setitem(video.DECODERS, "pyav", boom)
+    monkeypatch.setattr(video.DECODERS, "get", lambda name: boom)
     with pytest.raises(MediaError, match="KeyError"):
         video.decode(media_dir / "av.mp4", decoder="pyav")
 

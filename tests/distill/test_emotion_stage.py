@@ -8,20 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from avkd.artifacts import load_artifact
 from avkd.cli.main import main
-from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
-from avkd.data.store import read_jsonl
-from avkd.data.synthetic_mosei import synthesize_mosei
-from avkd.distill.emotion_stage import (
-    EMOTION_METHODS,
-    EmotionDistillConfig,
-    EmotionDistillTask,
-    distill_emotion,
-)
-from avkd.errors import UsageError
+from avkd.core.artifacts import load_artifact
+from avkd.core.errors import UsageError
+from avkd.core.jsonl import read_jsonl
+from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
+from avkd.data.mosei.synthetic import synthesize_mosei
 from avkd.models.io import load_model
-from avkd.train.emotion import EmotionModelConfig, EmotionTrainConfig, train_emotion_teacher
+from avkd.tasks.emotion.config import EmotionDistillConfig, EmotionModelConfig, EmotionTrainConfig
+from avkd.tasks.emotion.distill import EmotionDistillTask, distill_emotion
+from avkd.tasks.emotion.methods import METHODS
+from avkd.tasks.emotion.train import train_emotion_teacher
 from avkd.train.loop import LoopConfig
 
 SMALL = {"d": 10, "layers": 1}
@@ -43,7 +40,7 @@ def mosei(tmp_path_factory) -> tuple[Path, Path]:
 def small(method: str) -> EmotionDistillConfig:
     return EmotionDistillConfig(
         method=method,
-        config=5,
+        config_id=5,
         nce_k=8,
         student_kwargs=dict(SMALL),
         loop=LoopConfig(
@@ -52,7 +49,7 @@ def small(method: str) -> EmotionDistillConfig:
     )
 
 
-@pytest.mark.parametrize("method", list(EMOTION_METHODS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method(method: str, mosei, tmp_path: Path) -> None:
     feats, teacher = mosei
     before = {k: v.clone() for k, v in load_model(teacher).model.state_dict().items()}
@@ -69,7 +66,9 @@ def test_every_method(method: str, mosei, tmp_path: Path) -> None:
 def test_wrong_teacher_branch(mosei, tmp_path: Path) -> None:
     feats, teacher = mosei
     with pytest.raises(UsageError, match="configuration 2 distils from the MulT video branch"):
-        distill_emotion(EmotionDistillConfig(config=2), teacher, feats, tmp_path / "x", show_progress=False)
+        distill_emotion(
+            EmotionDistillConfig(config_id=2), teacher, feats, tmp_path / "x", show_progress=False
+        )
 
 
 def test_cli(mosei, tmp_path: Path, capsys) -> None:

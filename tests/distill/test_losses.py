@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avkd.distill import build_loss, build_weighting, list_losses, parse_layers
-from avkd.distill.losses import attention_map, kl_div_mean, teacher_tensor, value_relation
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
+from avkd.losses import build_loss, build_weighting, list_losses, parse_layers
+from avkd.losses.base import teacher_tensor
+from avkd.losses.sync import attention_map, kl_div_mean, value_relation
 from avkd.models import Tapped, TapRequest, build_model, flat_heads
 from avkd.models.attention import future_mask
+from avkd.tasks.sync.methods import METHODS
 
 LN = math.log
 
@@ -296,8 +298,9 @@ def test_registry() -> None:
         build_loss("mdt")
     with pytest.raises(UsageError, match="bad arguments for loss 'kd'"):
         build_loss("kd", temprature=3)
-    assert build_loss("mtd").default_weighting == "uw25"
-    assert build_loss("nmtd").default_weighting == "uniform"
+    # Which weighting a method pairs its loss with is the method's (one place: the task's method table).
+    assert METHODS.get("mtd").weighting == "uw25"
+    assert METHODS.get("nmtd").weighting == "uniform"
 
 
 # --------------------------------------------------------------------------------- real tiny models
@@ -342,6 +345,10 @@ LOSS_CASES = [
 ]
 
 
+#: Each loss under the weighting its method uses (every other loss: uniform).
+DEFAULT_WEIGHTING = {m: METHODS.get(m).weighting for m in METHODS.names()}
+
+
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
 @pytest.mark.parametrize(("name", "kwargs"), LOSS_CASES, ids=[f"{n}-{k}" for n, k in LOSS_CASES])
 def test_every_loss_on_a_real_pair(name: str, kwargs: dict, mode: str) -> None:
@@ -363,7 +370,7 @@ def test_every_loss_on_a_real_pair(name: str, kwargs: dict, mode: str) -> None:
         assert v.dim() == 0 and torch.isfinite(v), k
         assert v.item() >= 0, k
     bce = F.binary_cross_entropy_with_logits(s.logits, labels)
-    weighting = build_weighting(loss.default_weighting, loss.term_names())
+    weighting = build_weighting(DEFAULT_WEIGHTING.get(name, "uniform"), loss.term_names())
     total, logs = weighting(bce, terms)
     assert math.isfinite(logs["total"])
     total.backward(retain_graph=True)

@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from avkd.cli.main import main
-from avkd.data.store import read_jsonl
-from avkd.distill.stage import METHODS, DistillConfig, distill_sync
-from avkd.errors import UsageError
-from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
+from avkd.core.errors import UsageError
+from avkd.core.jsonl import read_jsonl
 from avkd.models.io import load_model
+from avkd.tasks.sync.config import DistillConfig, SyncEvalConfig, SyncModelConfig, SyncTrainConfig
+from avkd.tasks.sync.distill import distill_sync
+from avkd.tasks.sync.evaluate import evaluate_sync_artifact
+from avkd.tasks.sync.methods import METHODS
+from avkd.tasks.sync.train import train_sync_teacher
 from avkd.train.loop import LoopConfig
-from avkd.train.sync import SyncModelConfig, SyncTrainConfig, train_sync_teacher
 
 TEACHER = SyncModelConfig(name="vocalist_lite", width=16, channels=[4, 4, 8, 8, 16])
 STUDENT = SyncModelConfig(name="vocalist_lite", width=8, channels=[4, 4, 8, 8, 8])
@@ -70,8 +72,8 @@ def test_every_method_distills_and_evaluates(method: str, features, teacher: Pat
 
 
 def test_teacher_gets_no_gradient(features, teacher: Path) -> None:
-    from avkd.data.store import FeatureStore
-    from avkd.distill.stage import DistillTask
+    from avkd.data.lrs2.store import FeatureStore
+    from avkd.tasks.sync.distill import DistillTask
 
     loaded = load_model(teacher)
     task = DistillTask(small("mtd").resolved(), loaded.model, loaded.spec, FeatureStore(features))
@@ -88,8 +90,8 @@ def test_teacher_gets_no_gradient(features, teacher: Path) -> None:
 
 
 def test_layers_select_the_taps(features, teacher: Path) -> None:
-    from avkd.data.store import FeatureStore
-    from avkd.distill.stage import DistillTask
+    from avkd.data.lrs2.store import FeatureStore
+    from avkd.tasks.sync.distill import DistillTask
 
     loaded = load_model(teacher)
     task = DistillTask(
@@ -100,7 +102,7 @@ def test_layers_select_the_taps(features, teacher: Path) -> None:
 
 
 def test_bad_method_and_layers(features, teacher: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown distillation method 'dkd'"):
+    with pytest.raises(UsageError, match="unknown sync distillation method 'dkd'"):
         distill_sync(small("dkd"), teacher, features.path, tmp_path / "x", show_progress=False)
     with pytest.raises(UsageError, match="av9"):
         distill_sync(small("mtd", layers="av9"), teacher, features.path, tmp_path / "x", show_progress=False)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from avkd.distill import build_loss, build_weighting, list_weightings
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
+from avkd.losses import build_loss, build_weighting, list_weightings
 
 LN = math.log
 T = torch.tensor

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-import avkd.data.mosei
+import avkd.data.mosei.ingest
 from avkd.evaluate.classify import EmotionMetrics, emotion_metrics, f1_scores, label7
+from avkd.report.tables import emotion_metrics_table
 
 
 def test_label7_is_reused_from_mosei() -> None:
-    assert label7 is avkd.data.mosei.label7
+    assert label7 is avkd.data.mosei.labels.label7
 
 
 def test_acc7_rounding_edges_and_histograms() -> None:
@@ -190,7 +191,7 @@ def test_to_json_and_markdown() -> None:
     d = m.to_json()
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     assert d["histogram"] == [0, 0, 1, 1, 1, 1, 0] and d["n"] == 4 and d["majority_from"] == "train"
-    table = m.table_markdown("student | EDAM")
+    table = emotion_metrics_table(m, "student | EDAM")
     lines = table.splitlines()
     assert len(lines) == 3 and lines[0].startswith("| model | n | Acc7 %")
     # classes true [4, 2, 3, 5] vs predicted [4, 2, 3, 4] -> 75.00; majority class 3 (0.0) -> 25.00

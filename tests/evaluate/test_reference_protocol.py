@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from avkd.data.datasets import to_model_pixels
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
+from avkd.data.lrs2.dataset import to_model_pixels
 from avkd.evaluate.reference_protocol import (
     SENTINEL,
     reference_clip_accuracy,
     reference_context_rows,
     reference_matrix,
 )
-from avkd.evaluate.sync import MEL_WINDOW, evaluate_sync, mel_window_start, valid_candidates
+from avkd.evaluate.retrieval import evaluate_sync
+from avkd.evaluate.sync import MEL_WINDOW, mel_window_start, valid_candidates
 from tests.evaluate.test_sync import FakeStore, random_clip, tiny_model
 
 X = SENTINEL

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from avkd.cli.main import main
-from avkd.data.store import read_jsonl
-from avkd.data.synthetic import speaker_style, write_utterance
-from avkd.evaluate.stage import SyncEvalConfig, evaluate_sync_artifact
+from avkd.core.jsonl import read_jsonl
+from avkd.data.lrs2.synthetic import speaker_style, write_utterance
 from avkd.evaluate.sync import clip_accuracy
 from avkd.models import build_model
 from avkd.models.io import ModelSpec, save_weights
+from avkd.tasks.sync.config import SyncEvalConfig
+from avkd.tasks.sync.evaluate import evaluate_sync_artifact
 from tests.oracle import EnvelopeOracle  # noqa: F401  (registers test_envelope_oracle)
 
 
@@ -71,7 +72,7 @@ def test_reference_protocol_through_the_cli_and_report(features, tmp_path: Path,
     """`--protocol reference` is recorded in the artifact, its saved matrices recompute its numbers, and a report
     that mixes protocols says they are not comparable."""
     from avkd.evaluate.reference_protocol import reference_clip_accuracy
-    from avkd.report import build_report
+    from avkd.report.sync import build_sync_report
 
     model = oracle_model(tmp_path / "oracle.pt")
     common = ["evaluate", "--model", str(model), "--data", str(features.path), "--split", "pretrain"]
@@ -85,7 +86,7 @@ def test_reference_protocol_through_the_cli_and_report(features, tmp_path: Path,
     for clip, mine in zip(read_jsonl(tmp_path / "ref" / "clips.jsonl"), ours, strict=True):
         assert clip["windows"] == mine["windows"] - 1  # N − 5 against N − 4
         assert reference_clip_accuracy(scores[clip["key"]], 9) == pytest.approx(clip["accuracy"]["9"])
-    report = build_report([tmp_path / "ref", tmp_path / "ours"], tmp_path / "report")
+    report = build_sync_report([tmp_path / "ref", tmp_path / "ours"], tmp_path / "report")
     assert "ref: reference, ours: avkd" in (report.path / "report.md").read_text()
     assert main([*common, "--out", str(tmp_path / "bad"), "--protocol", "official"]) == 2
     assert "--protocol 'official': choose avkd or reference" in capsys.readouterr().err

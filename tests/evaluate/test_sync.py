@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from avkd.errors import AvkdError, UsageError
+from avkd.cli.options import parse_frames
+from avkd.core.errors import AvkdError, UsageError
+from avkd.evaluate.offset import estimate_offset
+from avkd.evaluate.retrieval import evaluate_sync
 from avkd.evaluate.sync import (
     VSHIFT,
     clip_accuracy,
     context_scores,
-    estimate_offset,
-    evaluate_sync,
     mel_window_start,
-    parse_frames,
     predicted_offsets,
     score_clip,
     score_clip_naive,
@@ -27,6 +27,7 @@ from avkd.evaluate.sync import (
     window_count,
 )
 from avkd.models.vocalist import SyncTransformer
+from avkd.report.tables import sync_evaluation_table
 
 torch.set_num_threads(1)
 nan = math.nan
@@ -244,7 +245,7 @@ def test_mean_over_clips_is_unweighted() -> None:
     assert ev.accuracy[5] == pytest.approx((1.0 + 2 / 26) / 2)  # not the row-weighted (6 + 2) / 32
     assert ev.clips[1].scores is not None and ev.clips[1].scores.shape == (26, 31)
     assert predicted_offsets(ev.clips[1].scores)[:21].tolist() == [5] * 21
-    table = ev.table_markdown("oracle")
+    table = sync_evaluation_table(ev, "oracle")
     assert "| model | clips | K5 | K7 |" in table and f"| oracle | 2 | {100 * ev.accuracy[5]:.2f} |" in table
     blob = json.loads(json.dumps(ev.to_json()))
     assert blob["accuracy"]["5"] == pytest.approx(ev.accuracy[5]) and blob["skipped"] == ["test/a/3"]

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
 from avkd.models import Tapped, TapRequest, build_model, list_models
 from avkd.models.attention import future_mask
 from avkd.models.mult import MOSEI_LENGTHS, STUDENT_CONFIGS, MulT, MulTStudent

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avkd.errors import UsageError
+from avkd.core.errors import UsageError
 from avkd.models import Tapped, TapRequest, build_model, flat_heads, list_models, registry, unflat_heads
 from avkd.models.attention import (
     MultiheadAttention,
@@ -77,7 +77,7 @@ def test_registry_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         build_model("vocalst")
     with pytest.raises(UsageError, match="bad arguments for model 'vocalist'"):
         build_model("vocalist", widht=200)
-    monkeypatch.setattr(registry, "_ENTRYPOINTS", dict(registry._ENTRYPOINTS))
+    monkeypatch.setattr(registry.MODELS, "_entries", dict(registry.MODELS._entries))
 
     @registry.register_model(name="tiny_test_model")
     def tiny() -> torch.nn.Module:

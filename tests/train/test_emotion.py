@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from avkd.artifacts import load_artifact
-from avkd.data.mosei import MoseiIngestConfig, ingest_mosei
-from avkd.data.store import read_jsonl
-from avkd.data.synthetic_mosei import synthesize_mosei
+from avkd.core.artifacts import load_artifact
+from avkd.core.jsonl import read_jsonl
+from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
+from avkd.data.mosei.synthetic import synthesize_mosei
 from avkd.models.io import load_model
-from avkd.train.emotion import EmotionModelConfig, EmotionTrainConfig, EpochShuffle, train_emotion_teacher
+from avkd.tasks.emotion.config import EmotionModelConfig, EmotionTrainConfig
+from avkd.tasks.emotion.train import EpochShuffle, train_emotion_teacher
 from avkd.train.loop import LoopConfig
 
 TINY = {"branch": "complete", "output_dim": 7, "d": 10, "layers": 1}

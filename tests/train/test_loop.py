@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from avkd.artifacts import load_artifact
-from avkd.data.store import FeatureStore, read_jsonl
+from avkd.core.artifacts import load_artifact
+from avkd.core.jsonl import read_jsonl
+from avkd.data.lrs2.store import FeatureStore
 from avkd.models.io import load_model
+from avkd.tasks.sync.config import SyncModelConfig, SyncTrainConfig
+from avkd.tasks.sync.train import SyncTeacherTask, train_sync_teacher, weighted_f1
 from avkd.train import loop
 from avkd.train.loop import LoopConfig, Preempted, fit, lr_factor
-from avkd.train.sync import SyncModelConfig, SyncTeacherTask, SyncTrainConfig, train_sync_teacher, weighted_f1
 
 TINY = SyncModelConfig(name="vocalist_lite", width=16, channels=[4, 4, 8, 8, 16])
 
@@ -116,7 +118,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(features) -> None:
 
 
 def test_batch_larger_than_epoch_is_a_usage_error(features, tmp_path: Path) -> None:
-    from avkd.errors import UsageError
+    from avkd.core.errors import UsageError
 
     config = tiny_config()
     config.loop.batch_size = 64

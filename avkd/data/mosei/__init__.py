@@ -1,0 +1,1 @@
+"""CMU-MOSEI: SDK ``.csd`` files and MulT pickles, the ingest into HDF5, the dataset, the check, synthetic data."""

@@ -1,0 +1,134 @@
+"""``avkd report``: tables and figures in the shape of the MTDVocaLiST paper, from evaluation artifacts.
+
+A ``report`` artifact holds:
+
+- ``report.md`` / ``report.json``: the runs in the layout of the paper's Table 1 (one row per evaluation, one
+  column per context length K, accuracy in %), each row carrying its parameter count and the ids of its evaluation
+  and model artifacts so that every number traces back to a run; then, in a separate table, the published LRS2
+  numbers of reference §6 (:data:`PUBLISHED`), marked "(published, LRS2)" so they are never mistaken for runs.
+- ``accuracy_vs_frames.png``: accuracy against K, one line per run, published rows dashed with hollow markers.
+- ``size_vs_accuracy.png`` (paper Fig. 2): accuracy against parameters (millions, log axis), one panel per K,
+  runs as filled markers, published numbers as hollow markers labelled "(published)".
+- ``layers.png`` (paper Fig. 3), only when at least two layer-selection / weighting variants (method ``nmtd`` or
+  ``mtd``) are among the runs: accuracy at K5 per variant, plus BCE runs as the baseline bar.
+- ``loss_ratio.png`` (paper Fig. 4), only when some model's ``metrics.jsonl`` holds validation monitor losses
+  (keys starting with ``val/``): each loss divided by its maximum over epochs ("losses are normalized by their
+  respective maximum values across all epochs"), against epoch, one panel per run.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display needed). When
+matplotlib is not installed the tables are still written and ``report.md`` says that the figures were skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from avkd.core.artifacts import REPORT, Artifact, ArtifactWriter, atomic_write_text
+from avkd.report.figures import draw_figures
+from avkd.report.published import PUBLISHED, PUBLISHED_TAG
+from avkd.report.runs import Run, load_evaluations, loss_ratios, union_frames
+from avkd.report.tables import comparability_notes, published_markdown, table_markdown
+
+__all__ = ["DEFAULT_TITLE", "build_sync_report", "render_markdown"]
+
+DEFAULT_TITLE = "Audio-visual synchronisation: accuracy by context length"
+
+_FIGURE_CAPTIONS = {
+    "accuracy_vs_frames": "Accuracy against context length K; published LRS2 rows dashed with hollow markers.",
+    "size_vs_accuracy": "Model size against accuracy (paper Fig. 2): runs filled, published numbers hollow.",
+    "layers": "Accuracy at K5 of layer-selection and weighting strategies (paper Fig. 3).",
+    "loss_ratio": "Validation losses normalised by their maximum over epochs (paper Fig. 4).",
+}
+
+
+def render_markdown(
+    title: str,
+    runs: Sequence[Run],
+    frames: Sequence[int],
+    figures: dict[str, str | None],
+    notes: Sequence[str],
+) -> str:
+    """The whole ``report.md``."""
+    tolerance = "±1 frame"
+    parts = [
+        f"# {title}",
+        "",
+        "Accuracy (%) of finding the true audio offset among 31 candidates (±15 frames), counted correct within "
+        f"{tolerance}, for each context length K (video frames at 25 fps). Each row names the evaluation and model "
+        "artifacts it comes from (`avkd artifacts show PATH` prints their lineage).",
+        "",
+        "## Runs",
+        "",
+        table_markdown(runs, frames).rstrip(),
+        "",
+        "## Published reference numbers " + PUBLISHED_TAG,
+        "",
+        "Not runs of this toolkit: numbers reported on the LRS2 test set (1,243 clips, ±1 frame) as listed in the "
+        "MTDVocaLiST repository, for comparison only.",
+        "",
+        published_markdown(
+            [k for k in frames if any(k in p["accuracy"] for p in PUBLISHED)] or [5, 7, 9, 11, 13, 15]
+        ).rstrip(),
+        "",
+        "## Figures",
+        "",
+    ]
+    drawn = [(name, file) for name, file in figures.items() if file]
+    if drawn:
+        for name, file in drawn:
+            parts += [f"![{_FIGURE_CAPTIONS[name]}]({file})", "", f"*{_FIGURE_CAPTIONS[name]}*", ""]
+    else:
+        parts += ["No figures were drawn (see the notes).", ""]
+    if notes:
+        parts += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    return "\n".join(parts)
+
+
+def build_sync_report(
+    evaluations: Sequence[str | Path],
+    out: str | Path,
+    title: str | None = None,
+    overwrite: bool = False,
+) -> Artifact:
+    """Write a ``report`` artifact (tables, JSON and figures) from evaluation artifacts, rows in the order given."""
+    loaded = load_evaluations(evaluations)
+    arts = [a for a, _ in loaded]
+    runs = [r for _, r in loaded]
+    title = title or DEFAULT_TITLE
+    frames = union_frames(runs)
+    notes = [note for run in runs for note in run.notes] + comparability_notes(runs)
+    config = {"title": title}
+    with ArtifactWriter(out, REPORT, config, inputs=arts, overwrite=overwrite) as writer:
+        figures = draw_figures(runs, frames, writer.workdir, notes)
+        payload = {
+            "title": title,
+            "units": {
+                "runs.accuracy": "fraction in [0, 1], keyed by K; null = not a number",
+                "runs.parameters": "count",
+                "published.accuracy": "percent as published, keyed by K",
+                "published.params": "millions",
+            },
+            "frames": frames,
+            "runs": [run.to_json() for run in runs],
+            "published": [
+                {**row, "accuracy": {str(k): v for k, v in row["accuracy"].items()}, "tag": PUBLISHED_TAG}
+                for row in PUBLISHED
+            ],
+            "loss_ratio": {
+                run.eval_id: {key: [list(p) for p in pts] for key, pts in ratios.items()}
+                for run in runs
+                if (ratios := loss_ratios(run.history))
+            },
+            "figures": figures,
+            "notes": notes,
+        }
+        atomic_write_text(writer.path("report.json"), json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(writer.path("report.md"), render_markdown(title, runs, frames, figures, notes))
+        metrics = {
+            "runs": len(runs),
+            "frames": frames,
+            "figures": sorted(name for name, file in figures.items() if file),
+        }
+        return writer.commit(metrics=metrics)

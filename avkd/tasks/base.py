@@ -1,0 +1,182 @@
+"""Tasks as first-class objects: one place defines each track of avkd and everything it is made of.
+
+A :class:`Task` (``sync``: LRS2 and VocaLiST; ``emotion``: CMU-MOSEI and MulT) names its features, its stage
+configs, the command-line flags each stage takes, its distillation methods, and implements its stages (train,
+distill, evaluate), its report section and its demo. The CLI looks a task up by name (:data:`TASKS`, aliases
+included: ``mosei`` is ``emotion``) and calls it; nothing outside a task's own package asks which task it is.
+docs/architecture.md says how to add one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from avkd.core.artifacts import EVALUATION, Artifact, is_complete, load_artifact
+from avkd.core.config import resolve_config
+from avkd.core.errors import UsageError
+from avkd.core.progress import log
+from avkd.core.registry import Registry
+from avkd.losses.methods import Method
+
+__all__ = [
+    "STAGES",
+    "TASKS",
+    "RunOptions",
+    "Task",
+    "build_report",
+    "get_task",
+    "register_task",
+    "reuse_or_build",
+    "task_of",
+]
+
+#: The stages a task configures through :meth:`Task.config`.
+STAGES = ("train", "distill", "evaluate", "demo")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a stage treats its output: replace a complete artifact, continue a partial one, show progress."""
+
+    overwrite: bool = False
+    resume: bool = False
+    show_progress: bool = True
+
+
+class Task:
+    """One track: subclasses set the class attributes and implement the stages (see :mod:`avkd.tasks.sync.task`)."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: One line for ``--help`` and the docs.
+    description: ClassVar[str]
+    #: The kind of features artifact the stages read (``avkd preprocess ...`` writes it).
+    features_kind: ClassVar[str]
+    #: The distillation methods of this task, by name.
+    methods: ClassVar[Registry[Method]]
+    #: stage -> the dataclass config of that stage (YAML and ``--set`` keys are its fields).
+    configs: ClassVar[dict[str, type]]
+    #: stage -> {flag: dotted config key}: the command-line flags a stage takes; any other flag is refused.
+    flags: ClassVar[dict[str, dict[str, str]]]
+    #: The validation metric that selects the best epoch (named in the one-line training summary).
+    selection_metric: ClassVar[str]
+    #: Where ``avkd demo --task NAME`` writes by default.
+    demo_folder: ClassVar[str]
+
+    # --------------------------------------------------------------------------------------------- configs
+    def config(
+        self,
+        stage: str,
+        config_file: str | Path | None = None,
+        sets: Sequence[str] = (),
+        flags: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The resolved config of ``stage``: defaults, then ``config_file``, then ``sets``, then the flags that
+        were given (None = not given). A flag this task's stage does not take is a usage error naming it."""
+        keys = self.flags.get(stage, {})
+        values: dict[str, Any] = {}
+        for flag, value in (flags or {}).items():
+            if value is None:
+                continue
+            if flag not in keys:
+                taken = ", ".join(f"--{f.replace('_', '-')}" for f in keys) or "none"
+                raise UsageError(
+                    f"--{flag.replace('_', '-')} does not apply to {stage} in the {self.name} task "
+                    f"(its options: {taken}; or --set KEY=VALUE)"
+                )
+            values[keys[flag]] = value
+        return resolve_config(self.configs[stage], config_file, sets, values)
+
+    # ---------------------------------------------------------------------------------------------- stages
+    def train(self, config: Any, features: Path, out: Path, run: RunOptions) -> Artifact:
+        """Train a model on a features artifact into a ``model`` artifact."""
+        raise NotImplementedError
+
+    def distill(self, config: Any, teacher: Path, features: Path, out: Path, run: RunOptions) -> Artifact:
+        """Train a student from a frozen teacher artifact into a ``model`` artifact."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, config: Any, model: Path, features: Path, out: Path, label: str | None, run: RunOptions
+    ) -> Artifact:
+        """Evaluate a model on a features split into an ``evaluation`` artifact."""
+        raise NotImplementedError
+
+    def evaluation_text(self, evaluation: Artifact) -> str:
+        """The evaluation's one-row table, as ``avkd evaluate`` prints it."""
+        raise NotImplementedError
+
+    def report(
+        self, evaluations: Sequence[Artifact], out: Path, title: str | None, run: RunOptions
+    ) -> Artifact:
+        """A ``report`` artifact from evaluations of this task, rows in the order given."""
+        raise NotImplementedError
+
+    def report_text(self, report: Artifact) -> str:
+        """What ``avkd report`` prints: the runs table."""
+        raise NotImplementedError
+
+    def report_json(self, report: Artifact) -> dict[str, Any]:
+        """What ``avkd report --json`` adds to the artifact's path, id and metrics."""
+        return {}
+
+    def demo(self, out: Path, config: Any, fresh: bool, show_progress: bool) -> dict[str, Any]:
+        """The whole chain on a synthetic corpus; returns a summary (artifacts, the table)."""
+        raise NotImplementedError
+
+    def describe_model(self, model: Artifact) -> str:
+        """One line about a trained model: parameters, method, the best validation score."""
+        m = model.metrics
+        method = f"{m['method']} student, " if m.get("method") else ""
+        best = m.get(f"best_{self.selection_metric}")
+        score = f"{best:.4f}" if isinstance(best, float) else "n/a"
+        return (
+            f"{model.path}: {method}{m['parameters']:,} parameters, best {self.selection_metric} {score} at "
+            f"epoch {m.get('best_epoch')}; id {model.id}"
+        )
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: register one instance of ``cls`` under its ``name`` and ``aliases``."""
+    TASKS.register_object(cls.name, cls(), aliases=cls.aliases)
+    return cls
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (or an alias of it); a usage error naming the tasks otherwise."""
+    return TASKS.get(name)
+
+
+def task_of(artifact: Artifact) -> Task:
+    """The task an evaluation or report artifact belongs to (artifacts written before tasks were recorded are
+    sync's)."""
+    return get_task(str(artifact.manifest.get("task") or artifact.config.get("task") or "sync"))
+
+
+def build_report(
+    evaluations: Sequence[str | Path], out: str | Path, title: str | None, run: RunOptions
+) -> tuple[Task, Artifact]:
+    """``avkd report``: the report of the one task all ``evaluations`` belong to (sync for none)."""
+    arts = [load_artifact(path, kind=EVALUATION) for path in evaluations]
+    tasks = {task_of(a).name for a in arts}
+    if len(tasks) > 1:
+        raise UsageError(
+            f"report: evaluations of different tasks ({', '.join(sorted(tasks))}) cannot share one report"
+        )
+    task = task_of(arts[0]) if arts else get_task("sync")
+    return task, task.report(arts, Path(out), title, run)
+
+
+def reuse_or_build(path: Path, kind: str, title: str, build: Callable[[], Artifact]) -> Artifact:
+    """The demo chains' step: the artifact at ``path`` if it is complete, else ``build()`` (which writes it)."""
+    if is_complete(path):
+        log(f"{title}: reusing {path}")
+        return load_artifact(path, kind=kind)
+    log(f"{title}: building {path}")
+    return build()

@@ -1,0 +1,126 @@
+"""``avkd train teacher --task mosei``: MulT (or one of its branches) as a 7-way classifier on CMU-MOSEI features.
+
+MulT's own recipe (reference §1.1): Adam 1e-3, batch 24, gradient clipping 0.8, 40 epochs. MulT regresses the
+sentiment with an L1 loss; the seed paper trains a 7-way classifier (reference §1.1 "Obs", §5.5), so the head has
+7 outputs and the loss is cross-entropy on ``label7`` (round(clip(y, −3, 3)) + 3). The checkpoint is selected on
+validation 7-class accuracy, the number the seed paper reports (MulT selects on validation loss; set
+``loop.select_metric=val_loss`` and ``loop.select_mode=min`` for that). MulT's ReduceLROnPlateau is not used: the
+shared loop has per-epoch schedules only (a difference, noted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from avkd.core.artifacts import MOSEI_FEATURES, Artifact, load_artifact
+from avkd.data.mosei.dataset import MoseiDataset
+from avkd.data.mosei.labels import label7
+from avkd.evaluate.classify import emotion_metrics
+from avkd.models.io import count_parameters, save_weights
+from avkd.tasks.emotion.config import EmotionTrainConfig
+from avkd.train.checkpoint import seed_everything
+from avkd.train.loop import fit_stage
+
+__all__ = ["EmotionTeacherTask", "EpochShuffle", "predict", "train_emotion_teacher"]
+
+
+class EpochShuffle(Dataset):
+    """A dataset read in a new order each epoch, the order a pure function of (seed, epoch).
+
+    The shared loop reads datasets in index order (so a resumed run sees the same batches); shuffling lives here,
+    reproducibly, instead of in a sampler whose state would have to be checkpointed.
+    """
+
+    def __init__(self, base: Dataset, seed: int) -> None:
+        self.base, self.seed = base, seed
+        self.order = np.arange(len(base))  # type: ignore[arg-type]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.base))  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.base[int(self.order[index])]
+
+
+def predict(
+    model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, C), continuous labels (N,)) over a split, in dataset order."""
+    logits, labels = [], []
+    with torch.inference_mode():
+        for text, audio, vision, label, _ in DataLoader(dataset, batch_size=batch_size):
+            logits.append(model(text.to(device), audio.to(device), vision.to(device)).float().cpu())
+            labels.append(label)
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy()
+
+
+class EmotionTeacherTask:
+    """Cross-entropy training of a 7-way emotion model (the fit loop's TrainTask)."""
+
+    best_keys = ("val_acc7", "val_f1")
+
+    def __init__(self, config: EmotionTrainConfig, artifact: Artifact) -> None:
+        self.config = config
+        self.spec = config.model.spec()
+        seed_everything(config.loop.seed)
+        self.model = self.spec.build()
+        self.train = EpochShuffle(MoseiDataset(artifact, config.train_split), config.loop.seed)
+        self.val = MoseiDataset(artifact, config.val_split)
+        self.train_labels = self.train.base.labels()
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters())}]
+
+    def train_dataset(self) -> EpochShuffle:
+        return self.train
+
+    def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        text, audio, vision, label, _ = batch
+        logits = self.model(text.to(device), audio.to(device), vision.to(device))
+        return F.cross_entropy(logits.float(), label7(label.to(device))), {}
+
+    def validate(self, device: torch.device) -> dict[str, float]:
+        logits, labels = predict(self.model, self.val, device, self.config.loop.batch_size)
+        metrics = emotion_metrics(labels, logits=logits, train_labels=self.train_labels)
+        loss = F.cross_entropy(torch.from_numpy(logits), label7(torch.from_numpy(labels)))
+        return {"val_loss": float(loss), "val_acc7": metrics.acc7, "val_f1": metrics.f1_weighted}
+
+    def export(self, path: Path) -> None:
+        save_weights(path, self.model, self.spec)
+
+    def summary(self) -> dict[str, Any]:
+        return {"parameters": count_parameters(self.model)}
+
+    def close(self) -> None:
+        self.train.base.close()
+        self.val.close()
+
+
+def train_emotion_teacher(
+    config: EmotionTrainConfig,
+    features: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> Artifact:
+    """Train an emotion model on a ``mosei-features`` artifact into a ``model`` artifact (best val acc7)."""
+
+    def build() -> tuple[EmotionTeacherTask, list[Artifact]]:
+        feats = load_artifact(features, kind=MOSEI_FEATURES)
+        return EmotionTeacherTask(config, feats), [feats]
+
+    return fit_stage(out, config, build, overwrite=overwrite, resume=resume, show_progress=show_progress)

@@ -1,0 +1,1 @@
+"""The sync task: LRS2, VocaLiST teachers, MTDVocaLiST students, 31-candidate retrieval."""
