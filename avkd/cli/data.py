@@ -96,7 +96,7 @@ def check_lrs2(
     json_out: JsonOption = False,
 ) -> None:
     """Report missing, extra and unreadable files of an LRS2 copy without preprocessing anything."""
-    from avkd.data.lrs2.layout import check_corpus
+    from avkd.data.lrs2.check import check_corpus
 
     report = check_corpus(root, manifest, probe_media=probe)
     data = report.to_json()

@@ -1,5 +1,5 @@
 """CMU-MOSEI sentiment metrics: MulT's ``eval_mosei_senti`` plus the seed paper's 7-class accuracy / F1
-(reference §2.2, §5.4, §5.5.1-2). Pure numpy; no scikit-learn dependency.
+(docs/reference/mult-mosei.md §2.2, §5.4, §5.5.1-2). Pure numpy; no scikit-learn dependency.
 
 Definitions (what is computed, and which choice was made where the reference leaves one)
 ----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 VocaLiST's ``test_lrs2.py`` (and MTDVocaLiST's identical ``test_stu.py``) compute the published numbers with
 choices that avkd's default protocol corrects (:mod:`avkd.evaluate.sync`, "Where this differs"). To compare a
 model with a published table number for number, this mode reproduces them, on the same score matrix ``D`` of
-:func:`~avkd.evaluate.sync.score_clip_and_silence` (reference sheet vocalist_mtd.md §4):
+:func:`~avkd.evaluate.sync.score_clip_and_silence` (docs/reference/vocalist.md §4):
 
 1. **N − 5 windows**: a clip of N frames gives ``lastframe = N − 5`` windows (the last start is skipped), and
    only those windows' audio is a candidate, so audio window N − 5 counts as padding too.
@@ -32,7 +32,7 @@ import numpy as np
 
 from avkd.evaluate.sync import BASE_FRAMES, VSHIFT
 
-#: The score ``calc_pdist`` writes over masked candidates (reference §4).
+#: The score ``calc_pdist`` writes over masked candidates (docs/reference/vocalist.md §4).
 SENTINEL = -1000.0
 
 

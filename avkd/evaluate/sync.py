@@ -1,4 +1,4 @@
-"""31-candidate audio-visual sync retrieval: the VocaLiST / MTDVocaLiST test protocol (reference §4).
+"""31-candidate audio-visual sync retrieval: the VocaLiST / MTDVocaLiST test protocol (docs/reference/vocalist.md §4).
 
 Protocol (what is measured)
 ---------------------------
@@ -78,7 +78,7 @@ __all__ = [
     "window_count",
 ]
 
-#: Candidate offsets either side of the true alignment: 2·15+1 = 31 candidates (reference §4, ``vshift``).
+#: Candidate offsets either side of the true alignment: 2·15+1 = 31 candidates (docs/reference/vocalist.md §4, ``vshift``).
 VSHIFT = 15
 #: Frames per model input; longer contexts are averages of 5-frame scores (§4).
 BASE_FRAMES = 5

@@ -1,6 +1,6 @@
 """Seed-paper (MulT → video-only student, CMU-MOSEI) distillation losses: CRD and EDAM-S / EDAM-T.
 
-Facts come from ``reference/mult_mosei_crd.md`` §4.1 (RepDistiller CRD, "RD") and §5 (the seed paper, "the
+Facts come from docs/reference/mult-mosei.md §4.1 (RepDistiller CRD, "RD") and §5 (the seed paper, "the
 paper"); the numbered "items" are the ambiguities of §5.5 and the resolution taken here. Registered in the
 shared loss registry of :mod:`avkd.losses.sync` (import this module to register them)::
 

@@ -91,7 +91,7 @@ def kl_div_mean(p_s: Tensor, p_t: Tensor) -> Tensor:
 
 
 class BceLoss(DistillLoss):
-    """The student alone (plain BCE, reference §5.4 "Plain BCE"): no taps and no terms.
+    """The student alone (plain BCE, docs/reference/vocalist.md §5.4 "Plain BCE"): no taps and no terms.
 
     An empty loss, so that the BCE baseline goes through the same path as every distillation method; the
     BCE itself is computed by the stage and weighted by :mod:`avkd.losses.weighting`.
@@ -105,7 +105,7 @@ class BceLoss(DistillLoss):
 
 
 class KDLoss(DistillLoss):
-    """Soft-target KD (Hinton et al.; reference §5.4 ``KD.py``, ``[KD] T=5``): one term ``kd``, already × T².
+    """Soft-target KD (Hinton et al.; docs/reference/vocalist.md §5.4 ``KD.py``, ``[KD] T=5``): one term ``kd``, already × T².
 
     ``mode="batch"`` (default, what the paper's KD number used): the scalar logits z (B,) are turned into one
     distribution **over the batch**: ``p_t = softmax(z_t/T, dim=0)``, ``log p_s = log_softmax(z_s/T, dim=0)``,
@@ -144,7 +144,7 @@ class KDLoss(DistillLoss):
 
 
 class RKDLoss(DistillLoss):
-    """Relational KD (Park et al., CVPR 2019; reference §5.4 ``RKD.py``): distance and angle potentials.
+    """Relational KD (Park et al., CVPR 2019; docs/reference/vocalist.md §5.4 ``RKD.py``): distance and angle potentials.
 
     On features f (B, ·) flattened per sample, teacher side without grad:
 
@@ -218,7 +218,7 @@ class RKDLoss(DistillLoss):
 
 
 class FitNetsLoss(DistillLoss):
-    """FitNets hints (Romero et al.; reference §5.4 ``FitNet.py``): ``beta · MSE(f_s, proj(f_t))`` per feature.
+    """FitNets hints (Romero et al.; docs/reference/vocalist.md §5.4 ``FitNet.py``): ``beta · MSE(f_s, proj(f_t))`` per feature.
 
     ``proj = Linear(teacher_dim → student_dim)``: the **teacher is projected down** to the student width, as in
     the reference (Linear(512→200)), with PyTorch's default Linear init. One term per feature tap,
@@ -300,7 +300,7 @@ class FitNetsLoss(DistillLoss):
 
 
 class CadVrLoss(DistillLoss):
-    """The MTD building block (paper eqs. 1-2, reference §5.2): KL of CAD and VR maps per (block, layer).
+    """The MTD building block (paper eqs. 1-2, docs/reference/vocalist.md §5.2): KL of CAD and VR maps per (block, layer).
 
     For each selected (block, layer), teacher layer l ↔ student layer l, head h ↔ head h (same number of heads;
     the maps do not depend on the width, so no projection):
@@ -388,20 +388,20 @@ def _check_same(s: Tensor, t: Tensor, name: str, dims: int) -> None:
 
 @register_loss
 def bce() -> DistillLoss:
-    """Plain BCE (the student alone, reference §5.4): no taps, no terms. Weighting: ``uniform``."""
+    """Plain BCE (the student alone, docs/reference/vocalist.md §5.4): no taps, no terms. Weighting: ``uniform``."""
     return BceLoss()
 
 
 @register_loss
 def kd(temperature: float = 5.0, mode: Literal["batch", "binary"] = "batch") -> DistillLoss:
-    """Hinton KD (reference §5.4, T=5): term ``kd`` (× T²); ``mode`` batch (reference) or binary. Weighting:
+    """Hinton KD (docs/reference/vocalist.md §5.4, T=5): term ``kd`` (× T²); ``mode`` batch (reference) or binary. Weighting:
     ``uniform`` (total = BCE + kd). Taps: none (logits only)."""
     return KDLoss(temperature=temperature, mode=mode)
 
 
 @register_loss
 def rkd(w_d: float = 25.0, w_a: float = 50.0, feature: str = "pooled") -> DistillLoss:
-    """RKD (reference §5.4): terms ``rkd/distance`` (× w_d), ``rkd/angle`` (× w_a) on ``pooled``. Weighting:
+    """RKD (docs/reference/vocalist.md §5.4): terms ``rkd/distance`` (× w_d), ``rkd/angle`` (× w_a) on ``pooled``. Weighting:
     ``uniform``. Taps: ``pooled``."""
     return RKDLoss(w_d=w_d, w_a=w_a, feature=feature)
 
@@ -414,7 +414,7 @@ def fitnets(
     features: str | Sequence[str] = ("mem.emb",),
     trainable_projection: bool = True,
 ) -> DistillLoss:
-    """FitNets (reference §5.4): ``fitnets/mem.emb`` = beta·MSE(f_s, Linear(D_t→D_s)(f_t)). Needs the two
+    """FitNets (docs/reference/vocalist.md §5.4): ``fitnets/mem.emb`` = beta·MSE(f_s, Linear(D_t→D_s)(f_t)). Needs the two
     widths (``student_dim=``, ``teacher_dim=``) or a ``loss.setup(student=, teacher=)`` call. Weighting: ``uniform``. Taps: ``mem.emb``."""
     return FitNetsLoss(
         student_dim=student_dim,
@@ -432,7 +432,7 @@ register_loss(CadVrLoss, name="cad_vr")
 
 @register_loss(name="mtd")
 class MTDLoss(CadVrLoss):
-    """MTD (paper §3 eq. 4, reference §5.2): CAD+VR on all 12 layers; the paper's best MTDVocaLiST pairs it
+    """MTD (paper §3 eq. 4, docs/reference/vocalist.md §5.2): CAD+VR on all 12 layers; the paper's best MTDVocaLiST pairs it
     with **uncertainty weighting, 25D** (``uw25``; ``uw13`` is the run script's default, §3.2). The terms are
     identical to ``nmtd``: MTD and NMTD differ only in the weighting, which the method chooses
     (:data:`avkd.tasks.sync.methods.METHODS`)."""
@@ -451,7 +451,7 @@ def minilm(
     layers: str | Iterable[str | Pair] | None = None,
     num_layers: int = 4,
 ) -> DistillLoss:
-    """MiniLM* (paper §4.2, reference §5.4 ``transdistill.py``): CAD+VR of the **last fusion layer** only
+    """MiniLM* (paper §4.2, docs/reference/vocalist.md §5.4 ``transdistill.py``): CAD+VR of the **last fusion layer** only
     (``cad/mem4``, ``vr/mem4``), τ=1, added to BCE with weight 1 (``uniform``). ``components=("vr",)`` /
     ``("cad",)`` are the paper's Table 2 ablations "NMTD w/o L_CAD" / "w/o L_VR" (reference ``_wo_CAD`` /
     ``_wo_CAVR``, also on fusion layer 4, uniform). ``layers`` (default None = the last fusion layer) exists so

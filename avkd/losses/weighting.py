@@ -1,4 +1,4 @@
-"""Combine the student's BCE with named distillation terms into one objective (paper eqs. 3-4, reference §5.2).
+"""Combine the student's BCE with named distillation terms into one objective (paper eqs. 3-4, docs/reference/vocalist.md §5.2).
 
 ``build_weighting(name, term_names, **kwargs)`` returns a :class:`Weighting` module; calling it with the BCE
 and the terms of a :class:`~avkd.losses.base.DistillLoss` gives ``(total, logs)``::
@@ -26,7 +26,7 @@ index 0 is the BCE's; **13D** has one more per group, in order of first appearan
 (component, group), i.e. all CAD terms then all VR terms, so CAD_k uses index k and VR_k index k+12 as in the
 reference. The names "13"/"25" describe the full 12-layer MTD; with fewer layers selected the vector is sized
 ``1 + #groups`` (13D) or ``1 + #terms`` (25D), e.g. 3 / 5 for ``fus4,av1``. :meth:`Weighting.param_names`
-labels each index. The learnable weightings' parameters must be given to the optimiser (reference §3.2: the
+labels each index. The learnable weightings' parameters must be given to the optimiser (docs/reference/vocalist.md §3.2: the
 same Adam group and schedule as the student).
 
 Logs: ``total``, ``bce``, each term's value, and each **effective** weight: ``w/bce``, ``w/<term>`` (α or the
@@ -127,7 +127,7 @@ class Weighting(nn.Module):
 
 
 class UniformWeighting(Weighting):
-    """``total = BCE + α·Σ terms`` (paper eq. 3 with uniform weights; reference §5.2 "equal-weight all-layers":
+    """``total = BCE + α·Σ terms`` (paper eq. 3 with uniform weights; docs/reference/vocalist.md §5.2 "equal-weight all-layers":
     ``alpha·Σ_12(CAD+VR)`` added to BCE, alpha=1). Also the fixed-weight baselines' ``BCE + loss`` (§3.2)."""
 
     name = "uniform"
@@ -142,7 +142,7 @@ class UniformWeighting(Weighting):
 
 
 class ManualWeighting(Weighting):
-    """``total = w_bce·BCE + Σ w_name·term`` with fixed weights (paper eq. 3, "manual tuning"; §4.3 single-layer
+    """``total = w_bce·BCE + Σ w_name·term`` with fixed weights (paper eq. 3, "manual tuning"; paper §4.3 single-layer
     runs set the chosen terms to 1 and the others to 0).
 
     ``weights`` maps term names or fnmatch patterns to floats; the key ``"bce"`` (exact only) sets the BCE
@@ -227,7 +227,7 @@ class _Learned(Weighting):
 
 
 class AutoWeighting(_Learned):
-    """AW, automatic (softmax) weighting, reference §5.2 (paper §4.3 "AW-13D/25D"): ``sw = softmax(params)``,
+    """AW, automatic (softmax) weighting, docs/reference/vocalist.md §5.2 (paper §4.3 "AW-13D/25D"): ``sw = softmax(params)``,
     ``total = sw_0·BCE + Σ_k sw_k·L_k`` with L_k = CAD_k+VR_k (13D) or each term (25D). No regulariser, as in the
     reference; the paper notes it "may lead to weight vanishing and requires gradient clipping" (a trainer
     setting; the reference's clipping call was commented out, §3.2). Logged weight: the softmax value."""
@@ -241,7 +241,7 @@ class AutoWeighting(_Learned):
 
 
 class UncertaintyWeighting(_Learned):
-    """UW, uncertainty weighting: paper eq. 4, reference §5.2 (Kendall et al. with Liebel & Körner's
+    """UW, uncertainty weighting: paper eq. 4, docs/reference/vocalist.md §5.2 (Kendall et al. with Liebel & Körner's
     regulariser): ``total = Σ_τ L_τ/(2w_τ²) + ln(1 + w_τ²)`` over τ ∈ {BCE, L_1, ...}, w initialised to ones.
     13D: L_k = CAD_k + VR_k per (block, layer); 25D: CAD_k uses w_k, VR_k uses w_{k+12}, each with its own
     regulariser. d/dw [L/(2w²) + ln(1+w²)] = −L/w³ + 2w/(1+w²). Logged weight: ``1/(2w²)``; ``uw/reg``.

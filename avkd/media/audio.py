@@ -24,10 +24,10 @@ __all__ = [
     "vocalist_mel_torch",
 ]
 
-#: LRS2 and every VocaLiST/MTDVocaLiST loader work at 16 kHz (reference sheet vocalist_mtd.md §1.1, §1.4).
+#: LRS2 and every VocaLiST/MTDVocaLiST loader work at 16 kHz (docs/reference/vocalist.md §1.1, §1.4).
 SAMPLE_RATE = 16000
 
-#: The VocaLiST mel recipe, from the official ``hparams.py`` (reference sheet vocalist_mtd.md §1.4).
+#: The VocaLiST mel recipe, from the official ``hparams.py`` (docs/reference/vocalist.md §1.4).
 MEL_CONFIG = {
     "sample_rate": 16000,
     "n_fft": 800,
@@ -121,7 +121,7 @@ def vocalist_mel_torch(wave: torch.Tensor) -> torch.Tensor:
     """VocaLiST's normalised log-mel of 16 kHz audio: (..., samples) -> (..., 80, samples // 200 + 1).
 
     Batched; runs on ``wave``'s device (GPU if given). float64 input is computed in float64, every other
-    dtype in float32. Recipe (reference sheet vocalist_mtd.md §1.4, from the official ``hparams.py`` and the
+    dtype in float32. Recipe (docs/reference/vocalist.md §1.4, from the official ``hparams.py`` and the
     train/test loaders):
 
     - ``torch.stft`` n_fft 800, hop 200, win 800, periodic ``torch.hann_window(800)``, center=True with reflect

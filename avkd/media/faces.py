@@ -10,7 +10,7 @@ parsed boxes file) is loaded lazily on first use and is not pickled, so every wo
   interpolated or held, temporally smoothed, grown downwards to include the chin.
 - ``boxes``: boxes computed by any external detector (S3FD, RetinaFace, ...) and listed in a text file.
 
-The Wav2Lip preprocessing used by VocaLiST (reference sheet vocalist_mtd.md §1.1) ran S3FD and saved the raw
+The Wav2Lip preprocessing used by VocaLiST (docs/reference/vocalist.md §1.1) ran S3FD and saved the raw
 ``frame[y0:y1, x0:x1]`` of the first detection with no padding; the loaders then ``cv2.resize`` it to 96x96
 with INTER_LINEAR (§1.3). :func:`crop_faces` does the same from a box, without the JPEG round trip and without
 Wav2Lip's frame-numbering drift on missed detections (every frame gets a box here).
@@ -180,7 +180,7 @@ class HaarDetector:
       boxes jitter by several pixels from frame to frame; S3FD ones much less.
     - ``expand`` ((0, 0, 0, 0.1)): grow the box by these fractions of its width/height on the (left, top,
       right, bottom) sides, or one number for all sides. The Haar box spans forehead to about the chin; S3FD
-      boxes (Wav2Lip, reference §1.1) reach below the chin, and Wav2Lip's inference pads the bottom by 10 px
+      boxes (Wav2Lip, docs/reference/vocalist.md §1.1) reach below the chin, and Wav2Lip's inference pads the bottom by 10 px
       for the same reason, so the default grows the bottom by 10% of the box height. (Checked by eye on one
       portrait, since no S3FD model is available here; the mouth then sits at about 72% of the crop's
       height, inside the lower half that VocaLiST reads, §1.3.)
@@ -500,8 +500,7 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96) -> np.ndar
     """Crop each frame to its box and resize to ``size`` x ``size``: (N, H, W, 3) -> (N, size, size, 3) uint8.
 
     The box is clipped to the frame, then the raw (generally non-square) crop is resized with
-    ``cv2.resize(..., INTER_LINEAR)``, as Wav2Lip's crops were by the VocaLiST loaders (reference sheet
-    vocalist_mtd.md §1.1, §1.3). Channel order is kept (RGB in, RGB out); BGR and scaling are the model's
+    ``cv2.resize(..., INTER_LINEAR)``, as Wav2Lip's crops were by the VocaLiST loaders (docs/reference/vocalist.md §1.1, §1.3). Channel order is kept (RGB in, RGB out); BGR and scaling are the model's
     input config (§1.3). A box that lies entirely outside its frame raises :class:`~avkd.core.errors.MediaError`.
     """
     frames = _check_frames(frames)

@@ -1,6 +1,6 @@
 """Fairseq / MulT-style attention, sinusoidal positions and the cross-modal transformer encoder.
 
-Re-implemented from the fact sheet ``reference/vocalist_mtd.md`` §2.4 (VocaLiST, whose transformer is MulT's) so
+Re-implemented from docs/reference/vocalist.md §2.4 (VocaLiST, whose transformer is MulT's) so
 that the official state dicts load unchanged, and shared by every model family that uses MulT blocks.
 
 Quirks kept on purpose (they change pretrained outputs, §2.4 and §7.8):

@@ -2,7 +2,7 @@
 
 ``model.pt`` holds ``{"state_dict", "spec": {"name", "kwargs"}, "input": {"pixel_order", "pixel_range"}}``: the
 registry name and constructor arguments rebuild the network, and the pixel convention travels with the weights
-because the two official checkpoints expect different ones (reference §1.3). The official files hold only
+because the two official checkpoints expect different ones (docs/reference/vocalist.md §1.3). The official files hold only
 ``{"state_dict", ...}``; :func:`import_checkpoint` wraps one into an artifact.
 """
 

@@ -1,6 +1,6 @@
 """MulT (Multimodal Transformer) for CMU-MOSEI, unaligned, and the video-only EDAM student of the seed paper.
 
-Re-implemented from ``reference/mult_mosei_crd.md`` §1 (MulT, ``src/models.py`` ``MULTModel``) and §5
+Re-implemented from docs/reference/mult-mosei.md §1 (MulT, ``src/models.py`` ``MULTModel``) and §5
 (seed paper: student configurations, EDAM-S). The transformer blocks are the shared fairseq/MulT ones of
 :mod:`avkd.models.attention` (pre-LN, shared LN0 for q/k/v, ``sqrt(d)·x + PE``, PE padding quirk, the
 ``triu(-inf, 1 + |Tk - Tq|)`` mask, §1.3/§1.4), so state-dict names follow the reference: ``proj_l``,

@@ -1,6 +1,6 @@
 """VocaLiST (``SyncTransformer``): the 80.1M teacher (width 512) and the 13.3M MTDVocaLiST student (width 200).
 
-Re-implemented from ``reference/vocalist_mtd.md`` §2; state-dict keys, order and shapes match the official
+Re-implemented from docs/reference/vocalist.md §2; state-dict keys, order and shapes match the official
 checkpoints (§2.6), so ``model.load_state_dict(ckpt["state_dict"], strict=True)`` works for
 ``vocalist_5f_lrs2.pth`` and ``pure_MTDVocaLiST.pth``.
 

@@ -1,4 +1,4 @@
-"""``avkd report`` for the emotion task: a table in the shape of the seed paper's Table 1 (reference §5.4).
+"""``avkd report`` for the emotion task: a table in the shape of the seed paper's Table 1 (docs/reference/mult-mosei.md §5.4).
 
 Rows are the given evaluations in order (teacher, student without KD, each method per configuration), with
 7-class accuracy, weighted F1, binary accuracy, parameters and milliseconds per batch, and the ids of the

@@ -53,7 +53,7 @@ PUBLISHED: list[dict[str, Any]] = [
 
 PUBLISHED_TAG = "(published, LRS2)"
 
-#: Seed paper Table 1 (reference §5.4): CMU-MOSEI unaligned, 7-class accuracy % and F1.
+#: Seed paper Table 1 (docs/reference/mult-mosei.md §5.4): CMU-MOSEI unaligned, 7-class accuracy % and F1.
 PUBLISHED_EMOTION: list[dict[str, Any]] = [
     {"row": "Student without KD", "acc7": 41.296, "f1": 32.142},
     {"row": "Complete teacher (cfg 1, 5)", "acc7": 49.779, "f1": 48.817},

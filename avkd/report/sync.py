@@ -5,7 +5,7 @@ A ``report`` artifact holds:
 - ``report.md`` / ``report.json``: the runs in the layout of the paper's Table 1 (one row per evaluation, one
   column per context length K, accuracy in %), each row carrying its parameter count and the ids of its evaluation
   and model artifacts so that every number traces back to a run; then, in a separate table, the published LRS2
-  numbers of reference §6 (:data:`PUBLISHED`), marked "(published, LRS2)" so they are never mistaken for runs.
+  numbers of docs/reference/vocalist.md §6 (:data:`PUBLISHED`), marked "(published, LRS2)" so they are never mistaken for runs.
 - ``accuracy_vs_frames.png``: accuracy against K, one line per run, published rows dashed with hollow markers.
 - ``size_vs_accuracy.png`` (paper Fig. 2): accuracy against parameters (millions, log axis), one panel per K,
   runs as filled markers, published numbers as hollow markers labelled "(published)".

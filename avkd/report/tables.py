@@ -56,7 +56,7 @@ def _as_published(value: float) -> str:
 
 
 def published_markdown(frames: Sequence[int]) -> str:
-    """The reference §6 rows as a separate table (numbers as printed, in %)."""
+    """The docs/reference/vocalist.md §6 rows as a separate table (numbers as printed, in %)."""
     head = "| model | params (M) | " + " | ".join(f"K{k}" for k in frames) + " | source |"
     rule = "|---|---:|" + "---:|" * len(frames) + "---|"
     lines = [head, rule]
@@ -120,7 +120,7 @@ def _fraction_pct(value: float | None) -> str:
 
 
 def sync_evaluation_table(evaluation: SyncEvaluation, label: str) -> str:
-    """One sync evaluation as a one-row markdown table in the layout of reference §6: accuracy in % per K, plus
+    """One sync evaluation as a one-row markdown table in the layout of docs/reference/vocalist.md §6: accuracy in % per K, plus
     the clip count (the evaluation artifact's ``accuracy.md``)."""
     frames = evaluation.frames
     head = "| model | clips | " + " | ".join(f"K{k}" for k in frames) + " |"

@@ -47,8 +47,8 @@ class LoopConfig:
     batch_size: int = 32
     lr: float = 5e-5
     weight_decay: float = 0.0
-    #: ``constant`` (VocaLiST teacher: Adam 5e-5, no schedule, reference §3.1) or ``warmup_step`` (MTD student:
-    #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, reference §3.2).
+    #: ``constant`` (VocaLiST teacher: Adam 5e-5, no schedule, docs/reference/vocalist.md §3.1) or ``warmup_step`` (MTD student:
+    #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, docs/reference/vocalist.md §3.2).
     scheduler: Literal["constant", "warmup_step"] = "constant"
     warmup_epochs: int = 10
     step_epochs: int = 20

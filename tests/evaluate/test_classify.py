@@ -1,4 +1,4 @@
-"""Tests of the MOSEI sentiment metrics (reference §2.2, §5.5.1-2): every metric against hand-computed values."""
+"""Tests of the MOSEI sentiment metrics (docs/reference/mult-mosei.md §2.2, §5.5.1-2): every metric against hand-computed values."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``--protocol reference``: the official script's counting, checked by hand and against a literal re-implementation
-of its loop (reference sheet vocalist_mtd.md §4)."""
+of its loop (docs/reference/vocalist.md §4)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from avkd.evaluate.reference_protocol import (
 )
 from avkd.evaluate.retrieval import evaluate_sync
 from avkd.evaluate.sync import MEL_WINDOW, mel_window_start, valid_candidates
-from tests.evaluate.test_sync import FakeStore, random_clip, tiny_model
+from tests.evaluate.sync_helpers import FakeStore, random_clip, tiny_model
 
 X = SENTINEL
 

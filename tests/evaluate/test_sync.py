@@ -1,20 +1,15 @@
-"""Tests of the 31-candidate sync evaluator (reference §4): fast == naive, exclusion, K averaging, accuracy,
---frames parsing and single-video offset estimation with an oracle model."""
+"""Tests of the 31-candidate sync scoring and counting (docs/reference/vocalist.md §4): fast == naive, exclusion,
+K averaging, accuracy."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
 
-from avkd.cli.options import parse_frames
-from avkd.core.errors import AvkdError, UsageError
-from avkd.evaluate.offset import estimate_offset
-from avkd.evaluate.retrieval import evaluate_sync
+from avkd.core.errors import UsageError
 from avkd.evaluate.sync import (
     VSHIFT,
     clip_accuracy,
@@ -26,60 +21,10 @@ from avkd.evaluate.sync import (
     valid_candidates,
     window_count,
 )
-from avkd.models.vocalist import SyncTransformer
-from avkd.report.tables import sync_evaluation_table
+from tests.evaluate.sync_helpers import Oracle, random_clip, tiny_model
 
 torch.set_num_threads(1)
 nan = math.nan
-
-
-def tiny_model(seed: int = 0) -> SyncTransformer:
-    torch.manual_seed(seed)
-    model = SyncTransformer(width=16, channels=(4, 4, 8, 8, 16))
-    for mod in model.modules():  # non-trivial frozen BN statistics, so eval mode matters
-        if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm3d):
-            mod.running_mean.uniform_(-0.2, 0.2)
-            mod.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def random_clip(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    crops = rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
-    mel = rng.uniform(-4, 4, (80, 640 * n // 200 + 1)).astype(np.float32)
-    return crops, mel
-
-
-# ------------------------------------------------------------------------------------ oracle model and clips
-
-#: Column of a 16-step audio window that lies inside frame t of the window, whatever int(3.2·i) rounded away.
-ORACLE_COLUMNS = [int(3.2 * t + 2) for t in range(5)]  # [2, 5, 8, 11, 14]
-
-
-class Oracle(nn.Module):
-    """Score = −mean_t (brightness of video frame t − mel value inside audio frame t)²; 0 iff they match."""
-
-    def encode_video(self, video: Tensor) -> Tensor:
-        b = video.size(0)
-        return video.view(b, 5, 3, 48, 96).mean(dim=(2, 3, 4)).T.unsqueeze(-1)  # (5, B, 1)
-
-    def encode_audio(self, mel: Tensor) -> Tensor:
-        return mel.mean(dim=(1, 2)).T.unsqueeze(-1)  # (16, B, 1)
-
-    def fuse(self, v: Tensor, a: Tensor) -> Tensor:
-        return -((v[:, :, 0] - a[ORACLE_COLUMNS, :, 0]) ** 2).mean(dim=0)
-
-    def forward(self, video: Tensor, mel: Tensor) -> Tensor:
-        return self.fuse(self.encode_video(video), self.encode_audio(mel))
-
-
-def pattern_clip(values: np.ndarray, n: int, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame n shows brightness values[n + 20]; audio frame n carries values[n + 20 − lag] (audio lags by ``lag``)."""
-    crops = np.broadcast_to(values[20 : 20 + n, None, None, None], (n, 96, 96, 3)).astype(np.uint8)
-    cols = np.arange(640 * n // 200 + 1)
-    audio_frame = (5 * cols) // 16  # floor(c / 3.2)
-    mel = np.broadcast_to(values[audio_frame + 20 - lag][None, :] / 255.0, (80, cols.size)).astype(np.float32)
-    return crops, mel
 
 
 # ------------------------------------------------------------------------------------------------- windows
@@ -203,103 +148,3 @@ def test_accuracy_with_tolerance_by_hand() -> None:
     assert clip_accuracy(D5, 7) == pytest.approx(2 / 5)
     with pytest.raises(ValueError, match="scores must be"):
         predicted_offsets(D5)  # vshift 15 needs 31 columns
-
-
-class FakeStore:
-    """Duck-typed FeatureStore over in-memory clips."""
-
-    def __init__(self, clips: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        self.clips = clips
-
-    def keys(self, split: str | None = None) -> list[str]:
-        return list(self.clips)
-
-    def info(self, key: str) -> dict:
-        return {"n_frames": self.clips[key][0].shape[0]}
-
-    def frames(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return self.clips[key][0][start:stop]
-
-    def mel(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return self.clips[key][1][:, start:stop]
-
-
-def test_mean_over_clips_is_unweighted() -> None:
-    ramp = 5.0 * np.arange(60)  # brightness ramp: a wrong candidate scores −(25·Δd)², so ties cannot happen
-    store = FakeStore(
-        {
-            "test/a/1": pattern_clip(ramp, 10, 0),  # W = 6, in sync: every row correct
-            # W = 26, audio lags by 5: rows 0..20 find d = +5 (wrong); rows 21..25 lack it and pick the largest
-            # valid d = 25 − i, which is within ±1 only for rows 24 and 25.
-            "test/a/2": pattern_clip(ramp, 30, 5),
-            "test/a/3": pattern_clip(ramp, 4, 0),  # no window: skipped
-        }
-    )
-    ticks: list[int] = []
-    ev = evaluate_sync(Oracle(), store, "test", [5, 7], progress=ticks.append, keep_scores=True)
-    assert ev.skipped == ["test/a/3"]
-    assert len(ticks) == 3
-    assert [c.windows for c in ev.clips] == [6, 26]
-    assert ev.clips[0].accuracy[5] == 1.0
-    assert ev.clips[1].accuracy[5] == pytest.approx(2 / 26)
-    assert ev.accuracy[5] == pytest.approx((1.0 + 2 / 26) / 2)  # not the row-weighted (6 + 2) / 32
-    assert ev.clips[1].scores is not None and ev.clips[1].scores.shape == (26, 31)
-    assert predicted_offsets(ev.clips[1].scores)[:21].tolist() == [5] * 21
-    table = sync_evaluation_table(ev, "oracle")
-    assert "| model | clips | K5 | K7 |" in table and f"| oracle | 2 | {100 * ev.accuracy[5]:.2f} |" in table
-    blob = json.loads(json.dumps(ev.to_json()))
-    assert blob["accuracy"]["5"] == pytest.approx(ev.accuracy[5]) and blob["skipped"] == ["test/a/3"]
-    sub = evaluate_sync(Oracle(), store, "test", [5], keys=["test/a/1"])
-    assert sub.accuracy == {5: 1.0} and sub.clips[0].scores is None
-
-
-# ------------------------------------------------------------------------------------------------- parsing
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("5..15", [5, 7, 9, 11, 13, 15]),
-        ("5..15:4", [5, 9, 13]),
-        ("5,9,15", [5, 9, 15]),
-        ("7", [7]),
-        (" 5 .. 9 ", [5, 7, 9]),
-        ("15,5,5", [5, 15]),
-        ("5..7,11", [5, 7, 11]),
-    ],
-)
-def test_parse_frames_good(text: str, expected: list[int]) -> None:
-    assert parse_frames(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text", ["4", "5..4", "6..10", "a..b", "5..15:0", "", "3", "5..15:3", "5,,7", "5..15:-2"]
-)
-def test_parse_frames_bad(text: str) -> None:
-    with pytest.raises(UsageError, match=r"^--frames "):
-        parse_frames(text)
-
-
-# ------------------------------------------------------------------------------------------ offset estimate
-
-
-@pytest.mark.parametrize("lag", [0, 5, -7, 3])
-def test_estimate_offset_recovers_known_lag(lag: int) -> None:
-    values = np.random.default_rng(11).integers(0, 256, 80).astype(np.float64)
-    crops, mel = pattern_clip(values, 40, lag)
-    est = estimate_offset(Oracle(), crops, mel)
-    assert abs(est.offset_frames - lag) <= 1
-    assert est.offset_frames == lag  # the oracle aligns exactly
-    assert est.offset_ms == pytest.approx(40.0 * lag)
-    assert est.confidence > 0 and len(est.curve) == 31 and est.windows == 36
-    json.dumps(est.to_json())
-
-
-def test_estimate_offset_short_clip() -> None:
-    crops, mel = random_clip(3)
-    with pytest.raises(AvkdError, match="too short"):
-        estimate_offset(Oracle(), crops, mel)
-    crops, mel = random_clip(6)  # W = 2: offsets |d| >= 2 have no window
-    est = estimate_offset(Oracle(), crops, mel)
-    assert sum(math.isnan(v) for v in est.curve) == 31 - 3
-    assert est.to_json()["curve"][0] is None

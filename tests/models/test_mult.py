@@ -1,7 +1,7 @@
 """MulT (MOSEI, unaligned) and the video-only EDAM student: shapes, parameter counts, state-dict names, taps,
 NaN-free masking, student configurations, one training step.
 
-Numbers come from reference/mult_mosei_crd.md §1.5 (parameter counts, measured on the reference code), §1.7
+Numbers come from docs/reference/mult-mosei.md §1.5 (parameter counts, measured on the reference code), §1.7
 (attention-map shapes and masked fractions) and §5.2/§5.5/§5.6 (student).
 """
 

@@ -1,6 +1,6 @@
 """VocaLiST / MTDVocaLiST: state-dict compatibility, parameter counts, quirks, taps, split forward, training step.
 
-Numbers and names come from reference/vocalist_mtd.md §2 and §5.1. Parity with the official code itself is
+Numbers and names come from docs/reference/vocalist.md §2 and §5.1. Parity with the official code itself is
 checked outside the test suite (it cannot be vendored: non-commercial / no licence).
 """
 

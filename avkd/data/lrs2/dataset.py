@@ -1,6 +1,6 @@
 """Torch datasets over feature artifacts.
 
-:class:`SyncDataset` draws VocaLiST training samples (reference §3.1): a window of T consecutive lower-half face
+:class:`SyncDataset` draws VocaLiST training samples (docs/reference/vocalist.md §3.1): a window of T consecutive lower-half face
 crops and a mel window that is either aligned with it (label 1) or taken at another offset of the same clip
 (label 0), 50/50.
 
@@ -12,7 +12,7 @@ Choices where the reference is loose, and why:
   allows any offset within the clip, including ±1 frame, which the test protocol counts as in sync; set
   ``min_offset=2`` to keep negatives outside that tolerance.
 - The mel window is a slice of the stored whole-clip mel, ``[int(3.2·s), int(3.2·s)+16)`` — the evaluation-time
-  framing of reference §4. ``mel_source="window"`` recomputes it from the 3,200 raw samples at ``640·s`` and
+  framing of docs/reference/vocalist.md §4. ``mel_source="window"`` recomputes it from the 3,200 raw samples at ``640·s`` and
   drops the last step, the training-time framing of §1.4; the two differ only slightly (§1.4).
 - Silence rule of §3.1: when the positive window's RMS is at most 0.01, the negative is redrawn (up to 10 times)
   until its audio is not silent.
@@ -30,7 +30,9 @@ from torch.utils.data import Dataset
 from avkd.data.lrs2.store import FeatureStore
 from avkd.media.audio import from_int16, vocalist_mel
 
-MEL_STEPS_PER_FRAME = 3.2  # 80 mel steps/s over 25 frames/s (hop 200 at 16 kHz; reference §1.4)
+MEL_STEPS_PER_FRAME = (
+    3.2  # 80 mel steps/s over 25 frames/s (hop 200 at 16 kHz; docs/reference/vocalist.md §1.4)
+)
 SAMPLES_PER_FRAME = 640  # 16000 / 25
 
 
@@ -43,7 +45,7 @@ class SyncSamplingConfig:
     max_offset: int = 15
     positive_fraction: float = 0.5
     #: Pixel convention of the model's input: the official VocaLiST checkpoint expects BGR in [0, 1]; the
-    #: MTDVocaLiST release expects RGB in [0, 255] (reference §1.3).
+    #: MTDVocaLiST release expects RGB in [0, 255] (docs/reference/vocalist.md §1.3).
     pixel_order: Literal["rgb", "bgr"] = "rgb"
     pixel_range: Literal["unit", "byte"] = "unit"
     mel_source: Literal["slice", "window"] = "slice"
@@ -53,7 +55,7 @@ class SyncSamplingConfig:
 
 
 def mel_window_steps(frames: int) -> int:
-    """Mel steps in a window of ``frames`` video frames: 16 for 5 (reference §1.4)."""
+    """Mel steps in a window of ``frames`` video frames: 16 for 5 (docs/reference/vocalist.md §1.4)."""
     return round(MEL_STEPS_PER_FRAME * frames)
 
 

@@ -3,7 +3,7 @@
 Layout (LRS2 release): ``ROOT/{pretrain,train,val,test}.txt`` and media under ``ROOT/main/<speaker>/<utt>.mp4``
 (train, val, test) and ``ROOT/pretrain/<speaker>/<utt>.mp4`` (pretrain). The release unpacks media into
 ``mvlrs_v1/``; both ``ROOT/main`` and ``ROOT/mvlrs_v1/main`` are accepted. Split lines are ``<speaker>/<utt>``;
-test lines carry a second field (``NF`` or ``MV``), dropped as VocaLiST does (reference §1.2).
+test lines carry a second field (``NF`` or ``MV``), dropped as VocaLiST does (docs/reference/vocalist.md §1.2).
 
 Keys: the same ``<speaker>/<utt>`` appears in ``pretrain.txt`` and ``train.txt`` but names two different files
 (``pretrain/`` vs ``main/``), so avkd keys an utterance by ``<split>/<speaker>/<utt>`` — unique, and it records
@@ -12,14 +12,16 @@ split membership in the key itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from avkd.core.errors import AvkdError, MediaError, UsageError
+from avkd.core.artifacts import atomic_write_text
+from avkd.core.errors import AvkdError, UsageError
 from avkd.data.manifests import manifest_dir
 
 SPLITS: tuple[str, ...] = ("pretrain", "train", "val", "test")
@@ -105,166 +107,6 @@ def list_utterances(root: str | Path, splits: Iterable[str] = SPLITS) -> list[Ut
 # --------------------------------------------------------------------------------------------- check
 
 
-@dataclass
-class SplitReport:
-    split: str
-    file_present: bool
-    count: int = 0
-    expected: int | None = None
-    not_in_official: list[str] = field(default_factory=list)  # listed here, absent from the official list
-    missing_from_list: list[str] = field(default_factory=list)  # in the official list, absent here
-    missing_media: list[str] = field(default_factory=list)
-    unreadable: dict[str, str] = field(default_factory=dict)
-    off_format: dict[str, str] = field(default_factory=dict)  # readable but not 25 fps / 16 kHz / with audio
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.file_present
-            and (self.expected is None or self.count == self.expected)
-            and not (self.not_in_official or self.missing_from_list or self.missing_media)
-            and not (self.unreadable or self.off_format)
-        )
-
-
-@dataclass
-class CheckReport:
-    root: Path
-    manifest: str
-    splits: list[SplitReport]
-    extra_media: list[str] = field(
-        default_factory=list
-    )  # mp4 files under the media root named by no split file
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.splits) and not self.extra_media
-
-    def to_json(self, limit: int = 50) -> dict[str, Any]:
-        def cut(items: Any) -> Any:
-            if isinstance(items, dict):
-                return dict(list(items.items())[:limit])
-            return items[:limit]
-
-        return {
-            "root": str(self.root),
-            "manifest": self.manifest,
-            "ok": self.ok,
-            "extra_media": len(self.extra_media),
-            "extra_media_examples": cut(self.extra_media),
-            "splits": {
-                s.split: {
-                    "file_present": s.file_present,
-                    "count": s.count,
-                    "expected": s.expected,
-                    "ok": s.ok,
-                    **{
-                        name: len(getattr(s, name))
-                        for name in (
-                            "not_in_official",
-                            "missing_from_list",
-                            "missing_media",
-                            "unreadable",
-                            "off_format",
-                        )
-                    },
-                    "examples": {
-                        name: cut(getattr(s, name))
-                        for name in (
-                            "not_in_official",
-                            "missing_from_list",
-                            "missing_media",
-                            "unreadable",
-                            "off_format",
-                        )
-                        if getattr(s, name)
-                    },
-                }
-                for s in self.splits
-            },
-        }
-
-
-def check_corpus(
-    root: str | Path,
-    manifest_path: str | Path | None = None,
-    probe_media: bool = True,
-    probe: Callable[[Path], dict[str, Any]] | None = None,
-) -> CheckReport:
-    """Compare a corpus with its manifest: split files, counts, list contents, media presence and readability.
-
-    Reads split files and probes container metadata only (no decoding, no preprocessing), so it is cheap enough
-    to run before committing cluster hours to ``avkd preprocess``.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise AvkdError(f"{root}: corpus root not found")
-    manifest = load_corpus_manifest(manifest_path)
-    mdir = Path(manifest_path).parent if manifest_path else manifest_dir()
-    media = media_root(root)
-    fmt = manifest.get("media", {})
-    ext = fmt.get("extension", ".mp4")
-    if probe is None:
-        from avkd.media.video import probe as probe_file
-
-        probe = probe_file
-    reports = []
-    named: set[Path] = set()
-    for split, spec in manifest["splits"].items():
-        split_file = root / spec.get("file", f"{split}.txt")
-        report = SplitReport(split, split_file.is_file(), expected=spec.get("count"))
-        reports.append(report)
-        if not report.file_present:
-            continue
-        utts = parse_split_file(split_file, split, media, ext)
-        report.count = len(utts)
-        names = [f"{u.speaker}/{u.utt}" for u in utts]
-        if spec.get("list"):
-            official_path = mdir / spec["list"]
-            official = parse_split_file(official_path, split, media, ext)
-            official_names = {f"{u.speaker}/{u.utt}" for u in official}
-            here = set(names)
-            report.not_in_official = sorted(here - official_names)
-            report.missing_from_list = sorted(official_names - here)
-        for utt in utts:
-            named.add(utt.path)
-            if not utt.path.is_file():
-                report.missing_media.append(utt.source_key)
-                continue
-            if not probe_media:
-                continue
-            try:
-                info = probe(utt.path)
-            except MediaError as exc:
-                report.unreadable[utt.source_key] = str(exc).removeprefix(f"{utt.path}: ")
-                continue
-            problem = _format_problem(info, fmt)
-            if problem:
-                report.off_format[utt.source_key] = problem
-    extra = sorted(
-        p.relative_to(media).with_suffix("").as_posix()
-        for subset in sorted(set(SUBSET_OF_SPLIT.values()))
-        if (media / subset).is_dir()
-        for p in (media / subset).rglob(f"*{ext}")
-        if p not in named
-    )
-    return CheckReport(
-        root=root, manifest=str(manifest_path or "lrs2.yaml"), splits=reports, extra_media=extra
-    )
-
-
-def _format_problem(info: dict[str, Any], fmt: dict[str, Any]) -> str | None:
-    problems = []
-    fps = info.get("fps")
-    if fmt.get("fps") and fps and abs(fps - fmt["fps"]) > 0.01:
-        problems.append(f"{fps:g} fps (expected {fmt['fps']})")
-    if not info.get("has_audio"):
-        problems.append("no audio stream")
-    elif fmt.get("sample_rate") and info.get("sample_rate") != fmt["sample_rate"]:
-        problems.append(f"{info.get('sample_rate')} Hz audio (expected {fmt['sample_rate']})")
-    return ", ".join(problems) or None
-
-
 def write_corpus_manifest(
     root: str | Path, fps: float = 25, sample_rate: int = 16000, size: int = 160
 ) -> Path:
@@ -273,10 +115,6 @@ def write_corpus_manifest(
     The synthetic corpus carries one so that ``avkd data check lrs2 ROOT --manifest ROOT/lrs2.yaml`` can verify
     it the way the official manifest verifies a real LRS2 copy.
     """
-    import hashlib
-
-    from avkd.core.artifacts import atomic_write_text
-
     root = Path(root)
     splits = {}
     for split in SPLITS:

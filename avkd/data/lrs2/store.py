@@ -5,7 +5,7 @@ per utterance key (``<split>/<speaker>/<utt>``) with datasets ``frames`` (N face
 frame by default, or a raw (N, 96, 96, 3) uint8 array; the dataset's ``codec`` attribute says which),
 ``audio`` (640·N,) int16 or float32 at 16 kHz, ``mel`` (80, 3.2·N+1) float32 (VocaLiST recipe over the whole
 clip), ``boxes`` (N, 4) int16 face boxes in source pixels, and attributes ``fps``, ``sample_rate``, ``source``.
-Frame ``n`` starts at audio sample ``640·n`` (reference §1.1).
+Frame ``n`` starts at audio sample ``640·n`` (docs/reference/vocalist.md §1.1).
 
 Why parts: HDF5 is not journaled, so a job killed while writing one big file can corrupt everything written
 before. A part is written to a temporary name and renamed when closed, so a kill loses at most the part in
@@ -38,7 +38,7 @@ FRAME_CHUNK = 5
 
 #: How face crops are stored. ``jpeg`` (default): one JPEG per frame (quality 95), 3.6 kB instead of 27.6 kB a
 #: frame, decoded at about the speed an lzf chunk decompresses; it is also what the reference models were trained
-#: on (Wav2Lip's preprocessing writes the crops as JPEG files, reference §1.1). ``raw``: lossless uint8 arrays
+#: on (Wav2Lip's preprocessing writes the crops as JPEG files, docs/reference/vocalist.md §1.1). ``raw``: lossless uint8 arrays
 #: under the HDF5 filter of ``compression``.
 FRAME_CODECS = ("jpeg", "raw")
 

@@ -2,7 +2,7 @@
 
 For a folder of SDK computational sequences it finds the four files of the ingest config, opens each, and reads
 only dataset shapes (no feature data): the root name, the entry count, entries whose feature dimension differs
-from the config's (reference §3.2), entries whose features and intervals disagree, and, per standard fold
+from the config's (docs/reference/mult-mosei.md §3.2), entries whose features and intervals disagree, and, per standard fold
 (``data_manifests/mosei_splits``, 2,249 / 300 / 678 videos, §3.3), how many fold videos are labelled and how many
 labelled videos lack each modality (their segments would go to the ingest's failures list). For a MulT pickle it
 checks the split dicts' arrays and shapes against the config (§2.1).

@@ -24,7 +24,7 @@ class MoseiDataset(Dataset):
     """``(text, audio, vision, label, index)`` of one split of a ``mosei-features`` artifact.
 
     Tensors are float32 ``(50, 300)``, ``(500, 74)``, ``(500, 35)``, a 0-d float32 label (continuous; use
-    :func:`label7` for classes) and the row index (what CRD's memory bank needs, reference §2.1, §5.5.13). The
+    :func:`label7` for classes) and the row index (what CRD's memory bank needs, docs/reference/mult-mosei.md §2.1, §5.5.13). The
     HDF5 file is opened on first access in each process (reopened after a fork), like
     :class:`avkd.data.lrs2.store.FeatureStore`, so the dataset can go to DataLoader workers.
     """

@@ -7,20 +7,20 @@ Payload of the artifact (schema 1):
   ``text (N, 50, 300)``, ``audio (N, 500, 74)``, ``vision (N, 500, 35)`` float32, ``label (N,)`` float32
   (continuous sentiment, nominally in [-3, 3]), ``ids (N,)`` utf-8 video ids and ``interval (N, 2)`` float64
   (segment start / end in seconds; NaN when the source does not say). Lengths and feature dims are those of
-  MulT's unaligned MOSEI pickle (reference §2.1).
+  MulT's unaligned MOSEI pickle (docs/reference/mult-mosei.md §2.1).
 - ``failures.jsonl``: one line per labelled segment left out: ``split``, ``video``, ``segment`` (label row of the
   video for .csd, row of the split for a pickle), ``interval``, ``modality``, ``kind`` (reason class) and ``reason``.
 - metrics in the manifest: segments per split, non-finite values replaced per modality, failures by reason,
   videos without a fold.
 
-Choices (reference §2.1, §3, §5.5), stated once here and in the functions that make them:
+Choices (docs/reference/mult-mosei.md §2.1, §3, §5.5), stated once here and in the functions that make them:
 
 1. **Padding** is on the LEFT and truncation keeps the LAST frames, as the SDK's ``get_tensors(direction=False)``
-   does and as MulT's unaligned pickle is laid out (reference §2.1 "Padding", §3.4 ``get_tensors``).
+   does and as MulT's unaligned pickle is laid out (docs/reference/mult-mosei.md §2.1 "Padding", §3.4 ``get_tensors``).
 2. **Segmentation of .csd files**: the labelled segments are the rows of the labels sequence (one row per
    ``intervals`` entry of each video). For each segment ``[s, e]`` and each modality we keep, in file order and
    without averaging, every frame whose interval *overlaps* it with positive length (``f_start < e`` and
-   ``f_end > s``) -- the SDK's ``align`` rule without a collapse function (reference §3.4: frames overlapping the
+   ``f_end > s``) -- the SDK's ``align`` rule without a collapse function (docs/reference/mult-mosei.md §3.4: frames overlapping the
    reference interval, zero-length overlaps dropped). Then pad/truncate as in 1. MulT's own unaligned
    preprocessing is not public (§3.4 "Obs"), so this is our reconstruction. Zero-length label intervals (< 1e-5 s)
    are failures. Word vectors are kept as stored (including ``sp`` silence tokens).
@@ -70,7 +70,7 @@ from avkd.data.mosei.format import FAILURES, FEATURES, MODALITIES, SOURCE_SPLITS
 from avkd.data.mosei.safe_pickle import load_pickle_safely
 from avkd.data.mosei.sdk import CsdFile, find_csd, load_folds, video_of
 
-#: Label intervals shorter than this are zero-length (the SDK's epsilon, reference §3.4).
+#: Label intervals shorter than this are zero-length (the SDK's epsilon, docs/reference/mult-mosei.md §3.4).
 EPSILON = 1e-5
 
 _COMPRESSION: dict[str, dict[str, Any]] = {
@@ -84,7 +84,7 @@ _COMPRESSION: dict[str, dict[str, Any]] = {
 class MoseiIngestConfig:
     """Resolved settings of one ingest (written into the artifact). Defaults = MulT unaligned MOSEI (§2.1, §3.2).
 
-    ``*_file`` are the CMU-MOSEI file names (reference §3.2), looked for anywhere under the source folder (the
+    ``*_file`` are the CMU-MOSEI file names (docs/reference/mult-mosei.md §3.2), looked for anywhere under the source folder (the
     SDK puts them in ``language/``, ``acoustic/``, ``visual/``, ``labels/``); ``*_sequence`` are the SDK's names
     for them, recorded for the reader. For OpenFace 2 set ``vision_file=CMU_MOSEI_VisualOpenFace2.csd``,
     ``vision_sequence="OpenFace_2"`` and its ``vision_dim``.
@@ -96,7 +96,7 @@ class MoseiIngestConfig:
     text_dim: int = 300
     audio_dim: int = 74
     vision_dim: int = 35
-    #: MulT's unaligned data is left-padded (content at the end, reference §2.1); the only layout supported.
+    #: MulT's unaligned data is left-padded (content at the end, docs/reference/mult-mosei.md §2.1); the only layout supported.
     padding: Literal["left"] = "left"
     nonfinite_value: float = 0.0
     text_sequence: str = "glove_vectors"
@@ -115,7 +115,7 @@ class MoseiIngestConfig:
     compression: Literal["none", "lzf", "gzip"] = "none"
     #: Share of failed segments that makes ``avkd preprocess mosei`` exit 1 (the artifact is kept). Higher than
     #: LRS2's 1%: the SDK's alignment drops segments of the real corpus too (MulT's pickles keep 22,856 of the
-    #: 23,453 annotated segments, about 2.5%; reference §2.1 and the CMU-MOSEI paper).
+    #: 23,453 annotated segments, about 2.5%; docs/reference/mult-mosei.md §2.1 and the CMU-MOSEI paper).
     max_failures: float = 0.05
 
     def lengths(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ __all__ = ["label7"]
 
 
 def label7(y: Any) -> Any:
-    """7-class sentiment: ``round(clip(y, -3, 3)) + 3`` (reference §2.2, §5.5.1).
+    """7-class sentiment: ``round(clip(y, -3, 3)) + 3`` (docs/reference/mult-mosei.md §2.2, §5.5.1).
 
     Rounding is half-to-even, exactly MulT's ``np.round`` in ``multiclass_acc``: -0.5 -> 3, 0.5 -> 3, 1.5 -> 5,
     2.5 -> 5, -3.4 -> 0. Accepts a float, a numpy array or a torch tensor; returns int / int64 of the same kind.

@@ -21,7 +21,7 @@ __all__ = ["CsdFile", "find_csd", "load_folds", "video_of"]
 
 
 def load_folds(folder: str | Path | None = None) -> dict[str, str]:
-    """Video id -> avkd split, from the SDK's ``train.txt valid.txt test.txt`` (one id a line; reference §3.3)."""
+    """Video id -> avkd split, from the SDK's ``train.txt valid.txt test.txt`` (one id a line; docs/reference/mult-mosei.md §3.3)."""
     folder = Path(folder) if folder is not None else manifest_dir() / "mosei_splits"
     fold_of: dict[str, str] = {}
     for split in SPLITS:
@@ -37,7 +37,7 @@ def load_folds(folder: str | Path | None = None) -> dict[str, str]:
 
 
 def video_of(key: str) -> str:
-    """``'vid[3]'`` -> ``'vid'`` (the SDK's ``detect_entry_fold``, reference §3.3)."""
+    """``'vid[3]'`` -> ``'vid'`` (the SDK's ``detect_entry_fold``, docs/reference/mult-mosei.md §3.3)."""
     return key.split("[")[0]
 
 

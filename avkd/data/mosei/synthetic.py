@@ -1,6 +1,6 @@
 """``avkd data synth mosei``: a tiny CMU-MOSEI-style corpus in the SDK ``.csd`` layout (and a MulT pickle).
 
-Files (reference §3.1, §3.2): ``language/CMU_MOSEI_TimestampedWordVectors.csd`` (300-d, one row per word),
+Files (docs/reference/mult-mosei.md §3.1, §3.2): ``language/CMU_MOSEI_TimestampedWordVectors.csd`` (300-d, one row per word),
 ``acoustic/CMU_MOSEI_COVAREP.csd`` (74-d, 100 frames/s, with some ``-inf`` like the real one),
 ``visual/CMU_MOSEI_VisualFacet42.csd`` (35-d, 30 frames/s with dropped frames), ``labels/CMU_MOSEI_Labels.csd``
 (7 columns: sentiment in [-3, 3], six emotions in [0, 3]; one row per labelled segment). Each file is HDF5 with
@@ -41,7 +41,7 @@ from avkd.data.splits import canonical_split
 #: The SDK's fold names (its fold files and MulT's pickle keys); avkd calls the middle one "val".
 FOLDS = ("train", "valid", "test")
 
-#: file name, top-level ("root name") key and feature dimension per sequence (reference §3.2).
+#: file name, top-level ("root name") key and feature dimension per sequence (docs/reference/mult-mosei.md §3.2).
 SEQUENCES: dict[str, tuple[str, str, str]] = {
     "text": ("language", "CMU_MOSEI_TimestampedWordVectors", "glove_vectors"),
     "audio": ("acoustic", "CMU_MOSEI_COVAREP", "COVAREP"),
@@ -83,7 +83,7 @@ class SynthMoseiConfig:
     text_dim: int = 300
     audio_dim: int = 74
     vision_dim: int = 35
-    #: Lengths of the MulT pickle's sequences (MulT unaligned: 50/500/500, reference §2.1).
+    #: Lengths of the MulT pickle's sequences (MulT unaligned: 50/500/500, docs/reference/mult-mosei.md §2.1).
     text_len: int = 50
     audio_len: int = 500
     vision_len: int = 500
@@ -97,7 +97,7 @@ def _fold_ids() -> dict[str, list[str]]:
 
 
 def _metadata(sequence: str, description: str, dims: int) -> dict[str, Any]:
-    """The SDK's featuresetMetadataTemplate keys (reference §3.1, including its missing-comma key)."""
+    """The SDK's featuresetMetadataTemplate keys (docs/reference/mult-mosei.md §3.1, including its missing-comma key)."""
     return {
         "root name": sequence,
         "computational sequence description": description,
@@ -143,7 +143,7 @@ def _frames(start: float, stop: float, step: float) -> np.ndarray:
 
 
 def _pad(frames: np.ndarray, length: int, dim: int) -> np.ndarray:
-    """Keep the last ``length`` frames, zero-pad on the left (MulT unaligned layout, reference §2.1)."""
+    """Keep the last ``length`` frames, zero-pad on the left (MulT unaligned layout, docs/reference/mult-mosei.md §2.1)."""
     frames = frames[-length:]
     out = np.zeros((length, dim), np.float32)
     if len(frames):

@@ -18,7 +18,7 @@ __all__ = [
 
 
 def emotion_loop(epochs: int = 40, device: str = "auto") -> LoopConfig:
-    """MulT's recipe (reference §1.1): Adam 1e-3, batch 24, gradient clipping 0.8; checkpoints selected on the
+    """MulT's recipe (docs/reference/mult-mosei.md §1.1): Adam 1e-3, batch 24, gradient clipping 0.8; checkpoints selected on the
     validation 7-class accuracy, the number the seed paper reports."""
     return LoopConfig(
         epochs=epochs,
@@ -54,12 +54,12 @@ class EmotionTrainConfig:
 @dataclass
 class EmotionDistillConfig:
     method: str = "edam-s"
-    #: Student-teacher configuration 1-5 (reference §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
+    #: Student-teacher configuration 1-5 (docs/reference/mult-mosei.md §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
     config_id: int = 5
-    #: Equation 1: α·CE + β·KD (RepDistiller's CRD setting α = 1, β = 0.8; reference §4.1).
+    #: Equation 1: α·CE + β·KD (RepDistiller's CRD setting α = 1, β = 0.8; docs/reference/mult-mosei.md §4.1).
     alpha: float = 1.0
     beta: float = 0.8
-    #: CRD negatives per sample (reference §5.5 item 13: 4096, RepDistiller's 16384 exceeds MOSEI's train set).
+    #: CRD negatives per sample (docs/reference/mult-mosei.md §5.5 item 13: 4096, RepDistiller's 16384 exceeds MOSEI's train set).
     nce_k: int = 4096
     loss_options: dict[str, Any] = field(default_factory=dict)
     #: mult_student constructor arguments; the proxy defaults to EDAM-S's downsampling convs, except for

@@ -7,7 +7,7 @@ are chosen so that the chain takes a few CPU minutes and the teacher clearly lea
 * 200 / 40 / 66 videos of 2-4 segments of 0.8-1.6 s (about 600 / 120 / 200 segments);
 * sequences of 6 words, 60 COVAREP frames and 60 FACET frames. These keep MulT's ratios where EDAM-S needs them
   (audio_len = vision_len = 10 · text_len, so that the student's stride-10 L_S proxy meets the teacher's text
-  length, reference §5.5 item 4) at 1/8 of its 500 steps; a segment's last 60 COVAREP frames (0.6 s) are kept,
+  length, docs/reference/mult-mosei.md §5.5 item 4) at 1/8 of its 500 steps; a segment's last 60 COVAREP frames (0.6 s) are kept,
   as MulT keeps the last 500;
 * MulT and the student at d = 20, 5 heads, 2 layers (the reference: d = 30, 5 heads, 5 layers).
 """
@@ -62,7 +62,7 @@ class EmotionDemoConfig:
     )
     #: The students' methods, in table order; each row is a separate distillation from the same teacher.
     methods: list[str] = field(default_factory=lambda: ["none", "edam-s"])
-    #: Student-teacher configuration (reference §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
+    #: Student-teacher configuration (docs/reference/mult-mosei.md §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
     config_id: int = 5
     student_loop: LoopConfig = field(default_factory=lambda: emotion_loop(20, device="cpu"))
 

@@ -1,8 +1,8 @@
 """``avkd distill --task emotion``: the video-only MulT student from a frozen MulT teacher (the seed paper's methods).
 
-Objective, equation 1 of the seed paper (reference §5.3): ``α·CE(student, label7) + β·L_KD`` with the teacher frozen
+Objective, equation 1 of the seed paper (docs/reference/mult-mosei.md §5.3): ``α·CE(student, label7) + β·L_KD`` with the teacher frozen
 (eval, ``torch.no_grad``, only the internals the method needs); the methods are
-:data:`avkd.tasks.emotion.methods.METHODS` (reference §5.4, Table 1 rows).
+:data:`avkd.tasks.emotion.methods.METHODS` (docs/reference/mult-mosei.md §5.4, Table 1 rows).
 
 ``config_id`` (1-5, §5.2) picks the student's transformers and the distilled pairs; the teacher artifact must be the
 branch that configuration names. CRD draws, for each sample, K negatives from other classes; the draw is a pure
@@ -75,7 +75,9 @@ class EmotionDistillTask:
     def __init__(self, config: EmotionDistillConfig, teacher: nn.Module, features: Artifact) -> None:
         method = METHODS.get(config.method)
         if config.config_id not in STUDENT_CONFIGS:
-            raise UsageError(f"--config-id {config.config_id}: choose 1..5 (reference §5.2)")
+            raise UsageError(
+                f"--config-id {config.config_id}: choose 1..5 (docs/reference/mult-mosei.md §5.2)"
+            )
         self.config = config
         train = MoseiDataset(features, config.train_split)
         # The student mirrors the teacher's width, heads and depth unless told otherwise: the seed paper's student
@@ -117,7 +119,7 @@ class EmotionDistillTask:
     def _probe(self, features: Artifact) -> None:
         """Run the loss once on two samples, so that a teacher, student and features that cannot be distilled
         together (e.g. EDAM maps of different lengths: the EDAM-S proxies need text_len = vision_len / 10 and
-        audio_len = vision_len, reference §5.5 item 4) fail now with one clear line, not after an epoch."""
+        audio_len = vision_len, docs/reference/mult-mosei.md §5.5 item 4) fail now with one clear line, not after an epoch."""
         batch = [self.train[i] for i in range(min(2, len(self.train)))]
         collated = tuple(torch.stack([torch.as_tensor(b[j]) for b in batch]) for j in range(len(batch[0])))
         # Leave no trace: CRD's memory banks move on every forward, and the RNG must be where training expects.

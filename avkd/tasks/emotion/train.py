@@ -1,7 +1,7 @@
 """``avkd train teacher --task mosei``: MulT (or one of its branches) as a 7-way classifier on CMU-MOSEI features.
 
-MulT's own recipe (reference §1.1): Adam 1e-3, batch 24, gradient clipping 0.8, 40 epochs. MulT regresses the
-sentiment with an L1 loss; the seed paper trains a 7-way classifier (reference §1.1 "Obs", §5.5), so the head has
+MulT's own recipe (docs/reference/mult-mosei.md §1.1): Adam 1e-3, batch 24, gradient clipping 0.8, 40 epochs. MulT regresses the
+sentiment with an L1 loss; the seed paper trains a 7-way classifier (docs/reference/mult-mosei.md §1.1 "Obs", §5.5), so the head has
 7 outputs and the loss is cross-entropy on ``label7`` (round(clip(y, −3, 3)) + 3). The checkpoint is selected on
 validation 7-class accuracy, the number the seed paper reports (MulT selects on validation loss; set
 ``loop.select_metric=val_loss`` and ``loop.select_mode=min`` for that). MulT's ReduceLROnPlateau is not used: the

@@ -60,7 +60,7 @@ class SyncTrainConfig(SyncRunConfig):
 
 
 def _student_loop() -> LoopConfig:
-    """The MTD student schedule (reference §3.2): 80 epochs, Adam 5e-5, warm-up 10 + step(20, 0.8), batch 128."""
+    """The MTD student schedule (docs/reference/vocalist.md §3.2): 80 epochs, Adam 5e-5, warm-up 10 + step(20, 0.8), batch 128."""
     return LoopConfig(
         epochs=80,
         batch_size=128,

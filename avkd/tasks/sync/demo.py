@@ -16,7 +16,7 @@ from typing import Any
 
 from avkd.core.artifacts import EVALUATION, LRS2_FEATURES, MODEL, REPORT, Artifact
 from avkd.core.progress import log
-from avkd.data.lrs2.layout import check_corpus
+from avkd.data.lrs2.check import check_corpus
 from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, describe, preprocess_lrs2
 from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 from avkd.report.sync import build_sync_report

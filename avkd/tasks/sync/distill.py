@@ -3,7 +3,7 @@
 A method is a loss from :mod:`avkd.losses.sync` (named terms, e.g. CAD and VR per layer) combined with the
 student's BCE by a weighting from :mod:`avkd.losses.weighting`; both go through the same training loop as the
 teacher (:func:`avkd.train.loop.fit`). The teacher runs in eval mode under ``torch.inference_mode`` and is asked
-only for the internals the loss needs (reference §5.2: "VocaLiST is frozen, and we only train MTDVocaLiST").
+only for the internals the loss needs (docs/reference/vocalist.md §5.2: "VocaLiST is frozen, and we only train MTDVocaLiST").
 
 The methods and their defaults are :data:`avkd.tasks.sync.methods.METHODS`.
 """
@@ -150,7 +150,7 @@ class Monitors:
     """Validation-time MTD, last-layer MTD and FitNets losses of the student against the teacher (paper Fig. 4).
 
     The FitNets monitor projects the teacher's last fusion output with a fixed random projection, as the MTD
-    trainer logs it (reference §3.2, "logging only"); only the curve's shape over epochs is read.
+    trainer logs it (docs/reference/vocalist.md §3.2, "logging only"); only the curve's shape over epochs is read.
     """
 
     def __init__(self, teacher: nn.Module, student: nn.Module) -> None:

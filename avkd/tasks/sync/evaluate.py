@@ -42,7 +42,7 @@ def evaluate_sync_artifact(
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> Artifact:
-    """Run the 31-candidate protocol (reference §4) and write the evaluation artifact."""
+    """Run the 31-candidate protocol (docs/reference/vocalist.md §4) and write the evaluation artifact."""
     if config.protocol not in PROTOCOLS:
         raise UsageError(f"--protocol {config.protocol!r}: choose {' or '.join(PROTOCOLS)}")
     feats = load_artifact(features, kind=LRS2_FEATURES)

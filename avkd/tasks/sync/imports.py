@@ -11,7 +11,7 @@ from avkd.models.io import ModelSpec, import_checkpoint
 
 __all__ = ["CONVENTIONS", "import_vocalist", "parse_pixels"]
 
-#: Input conventions of the published checkpoints (reference §1.3): the official VocaLiST weights were trained
+#: Input conventions of the published checkpoints (docs/reference/vocalist.md §1.3): the official VocaLiST weights were trained
 #: on cv2-read BGR frames in [0, 1], MTDVocaLiST on torchvision-read RGB frames in [0, 255].
 CONVENTIONS = {"vocalist": ("bgr", "unit"), "mtdvocalist": ("rgb", "byte")}
 

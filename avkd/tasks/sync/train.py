@@ -1,7 +1,7 @@
 """``avkd train teacher``: a sync model (VocaLiST, or the width-200 student as the BCE-only baseline) on LRS2 features.
 
 Reference §3.1: balanced positive/negative sampling from the pretrain split, Adam 5e-5, BCE with logits, batch
-128. Differences, each a fix of a pain point the reference sheet lists (§7.6): validation uses a fixed, seeded
+128. Differences, each a fix of a pain point docs/reference/vocalist.md lists (§7.6): validation uses a fixed, seeded
 sample set (the same pairs every epoch, so F1 is comparable across epochs and selects the best checkpoint), and
 F1 is computed over the whole validation set at p = 0.5 (logit 0) rather than averaged per batch at logit 0.5.
 """

@@ -19,7 +19,7 @@ from avkd.data.lrs2.store import FeatureStore
 from avkd.media.audio import from_int16, vocalist_mel
 from avkd.media.encode import write_mp4
 from avkd.media.faces import build_detector
-from tests.media import marker_clip
+from tests.clips import marker_clip
 
 
 def test_shapes_and_index(features, synth_corpus: Path) -> None:

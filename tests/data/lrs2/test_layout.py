@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from avkd.core.errors import AvkdError
+from avkd.data.lrs2.check import check_corpus
 from avkd.data.lrs2.layout import (
-    check_corpus,
     list_utterances,
     load_corpus_manifest,
     parse_split_file,

@@ -15,7 +15,7 @@ def test_sample_shapes_and_labels(features) -> None:
     assert mel.shape == (1, 80, 16) and mel.dtype == torch.float32
     assert float(video.min()) >= 0.0 and float(video.max()) <= 1.0
     labels = np.array([ds.draw(i).positive for i in range(200)])
-    assert 0.4 < labels.mean() < 0.6  # 50/50 (reference §3.1)
+    assert 0.4 < labels.mean() < 0.6  # 50/50 (docs/reference/vocalist.md §3.1)
     assert float(label) == float(ds.draw(0).positive)
 
 
@@ -71,7 +71,7 @@ def test_window_mel_is_close_to_the_slice(features) -> None:
         assert a.shape == b.shape
         if sliced.draw(i).audio_start % 5 == 0:
             # Same framing: only columns whose STFT frame reaches past the 3,200-sample window differ (reflect
-            # padding at the window edges, reference §1.4): the first two and the last.
+            # padding at the window edges, docs/reference/vocalist.md §1.4): the first two and the last.
             assert torch.allclose(a[..., 2:15], b[..., 2:15], atol=1e-4)
         assert float((a - b).abs().mean()) < 0.5
 

@@ -23,7 +23,7 @@ def make_clip(seconds: float = 1.3) -> np.ndarray:
 
 
 def librosa_vocalist_mel(wave: np.ndarray) -> np.ndarray:
-    """The same recipe (reference §1.4) written independently with librosa in float64."""
+    """The same recipe (docs/reference/vocalist.md §1.4) written independently with librosa in float64."""
     spec = np.abs(
         librosa.stft(
             wave.astype(np.float64),
@@ -64,7 +64,7 @@ def test_mel_shape_and_range(n: int) -> None:
 
 
 def test_training_window_has_17_steps() -> None:
-    # 5 frames = 3200 samples -> 17 STFT frames; VocaLiST drops the last to get 16 (reference §1.4)
+    # 5 frames = 3200 samples -> 17 STFT frames; VocaLiST drops the last to get 16 (docs/reference/vocalist.md §1.4)
     assert A.vocalist_mel(np.zeros(3200, np.float32)).shape == (80, 17)
 
 

@@ -1,6 +1,6 @@
 """Distillation losses against numbers computed by hand on tiny tensors, and on a real tiny teacher/student pair.
 
-Formulas: reference/vocalist_mtd.md §5 and the MTDVocaLiST paper, eqs. 1-2.
+Formulas: docs/reference/vocalist.md §5 and the MTDVocaLiST paper, eqs. 1-2.
 """
 
 from __future__ import annotations

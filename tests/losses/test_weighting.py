@@ -1,4 +1,4 @@
-"""Weightings of BCE + distillation terms (paper eqs. 3-4, reference §5.2) against hand arithmetic."""
+"""Weightings of BCE + distillation terms (paper eqs. 3-4, docs/reference/vocalist.md §5.2) against hand arithmetic."""
 
 from __future__ import annotations
 
