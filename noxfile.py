@@ -4,10 +4,15 @@ Sessions run in the current environment (``venv_backend = "none"``): a fresh vir
 download torch (several GB) each time. Install once with ``pip install -e '.[dev]'``.
 """
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
+
+#: Every benchmark script (benchmarks/timing.py is their shared helper, not a benchmark).
+BENCHMARKS = sorted(p for p in Path("benchmarks").glob("*.py") if p.name != "timing.py")
 
 
 @nox.session
@@ -23,7 +28,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.run("python", "benchmarks/preprocess.py", *session.posargs)
+    """Every benchmark in turn at its default (real) size (options after ``--`` go to every script)."""
+    for script in BENCHMARKS:
+        session.run("python", str(script), *session.posargs)
 
 
 @nox.session

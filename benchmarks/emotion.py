@@ -37,7 +37,7 @@ from avkd.tasks.emotion.config import EmotionDistillConfig
 from avkd.tasks.emotion.distill import EmotionDistillTask
 from avkd.train.loop import LoopConfig
 
-#: MulT train split size of the real unaligned pickle (reference §2.1, third-party count).
+#: MulT train split size of the real unaligned pickle (docs/reference/mult-mosei.md §2.1, third-party count).
 REAL_TRAIN_SEGMENTS = 16_326
 
 

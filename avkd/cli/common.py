@@ -31,6 +31,15 @@ ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interr
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON result on stdout (logs go to stderr).")
 ]
+# Options several commands share (their defaults are the task's and the stage's: see --config / --set).
+EpochsOption = Annotated[int | None, typer.Option(help="Epochs.", show_default="the stage's")]
+BatchSizeOption = Annotated[int | None, typer.Option(help="Batch size.", show_default="the stage's")]
+LrOption = Annotated[float | None, typer.Option(help="Adam learning rate.", show_default="the stage's")]
+DeviceOption = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.", show_default="auto")]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed.", show_default="0")]
+SamplesPerEpochOption = Annotated[
+    int | None, typer.Option(help="sync: training samples per epoch (default: one per clip).")
+]
 TaskOption = Annotated[
     str,
     typer.Option(

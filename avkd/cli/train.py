@@ -8,10 +8,16 @@ from typing import Annotated
 import typer
 
 from avkd.cli.common import (
+    BatchSizeOption,
     ConfigOption,
+    DeviceOption,
+    EpochsOption,
     JsonOption,
+    LrOption,
     OverwriteOption,
     ResumeOption,
+    SamplesPerEpochOption,
+    SeedOption,
     SetOption,
     TaskOption,
     emit_artifact,
@@ -38,17 +44,13 @@ def teacher(
         int | None,
         typer.Option(help="sync: model width, 512 = VocaLiST teacher, 200 = student.", show_default="512"),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs.", show_default="50 / 40")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.", show_default="128 / 24")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate.", show_default="5e-5 / 1e-3")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto | cpu | cuda | cuda:N.", show_default="auto")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
+    lr: LrOption = None,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader workers.", show_default="0")] = None,
-    samples_per_epoch: Annotated[
-        int | None, typer.Option(help="sync: training samples per epoch (default: one per clip).")
-    ] = None,
+    samples_per_epoch: SamplesPerEpochOption = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     overwrite: OverwriteOption = False,

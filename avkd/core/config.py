@@ -9,6 +9,7 @@ manifest alone. Unknown keys and values of the wrong type are errors that name t
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,23 @@ import yaml
 from avkd.core.errors import ConfigError
 
 C = TypeVar("C")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's YAML 1.1 float rule needs a dot: it reads ``5e-05`` (how ``json.dumps`` writes the default
+    learning rate), ``5e-5`` and ``1E-4`` as text. This loader also reads those exponent forms as numbers, as
+    YAML 1.2 and JSON do."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 def resolve_config(
@@ -51,7 +69,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -70,7 +88,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set detector.name=haar")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key, value

@@ -22,6 +22,7 @@ a config or command-line mistake, named with the registry's choices.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from fnmatch import fnmatchcase
@@ -36,6 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _qualified(obj: Any) -> str:
+    """A stable name for an entry: ``module.qualname``; a ``functools.partial`` by its function and arguments."""
+    if isinstance(obj, functools.partial):
+        return f"{_qualified(obj.func)}(*{obj.args!r}, **{obj.keywords!r})"
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
@@ -69,7 +73,11 @@ class Registry(Generic[T]):
     def register(
         self, fn: F | None = None, *, name: str | None = None, aliases: Iterable[str] = ()
     ) -> F | Callable[[F], F]:
-        """Register an entrypoint under ``name`` (default: its ``__name__``); bare or with arguments."""
+        """Register an entrypoint under ``name`` (default: its ``__name__``); bare or with arguments.
+
+        A class is an entrypoint too (its constructor's signature is checked), and so is a
+        ``functools.partial`` that fixes some of a class's arguments (one class, several registered variants).
+        """
 
         def decorator(f: F) -> F:
             self._add(name or f.__name__, f, tuple(aliases))

@@ -29,6 +29,7 @@ banks are buffers (in the state dict), updated in place under ``no_grad`` after 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,8 +52,6 @@ __all__ = [
     "EDAMLoss",
     "Embed",
     "contrast_indices",
-    "edam_s",
-    "edam_t",
     "nce_loss",
 ]
 
@@ -472,27 +471,7 @@ class EDAMLoss(DistillLoss):
 register_loss(CRDLoss, name="crd")
 
 
-@register_loss(name="edam-s", aliases=("edam_s",))
-def edam_s(
-    config: int | None = 5,
-    blocks: str | Iterable[str] | None = None,
-    num_layers: int = 5,
-    temperature: float = 1.0,
-    direction: Literal["teacher", "paper_literal"] = "teacher",
-    mean: bool = True,
-) -> DistillLoss:
-    """EDAM-S↓ (paper eq. 12-13): equal-shaped maps (student ``proxy="edam_s"``); terms ``edam/{block}.{l}``."""
-    return EDAMLoss("s", config, blocks, num_layers, temperature, direction, mean)
-
-
-@register_loss(name="edam-t", aliases=("edam_t",))
-def edam_t(
-    config: int | None = 5,
-    blocks: str | Iterable[str] | None = None,
-    num_layers: int = 5,
-    temperature: float = 1.0,
-    direction: Literal["teacher", "paper_literal"] = "teacher",
-    mean: bool = True,
-) -> DistillLoss:
-    """EDAM-T↑: teacher logits interpolated to the student's map size; terms ``edam/{block}.{l}``."""
-    return EDAMLoss("t", config, blocks, num_layers, temperature, direction, mean)
+# EDAM-S↓ (paper eqs. 12-13: equal-shaped maps, student ``proxy="edam_s"``) and EDAM-T↑ (teacher logits
+# interpolated to the student's map size) are EDAMLoss with its variant fixed; terms ``edam/{block}.{l}``.
+register_loss(functools.partial(EDAMLoss, "s"), name="edam-s", aliases=("edam_s",))
+register_loss(functools.partial(EDAMLoss, "t"), name="edam-t", aliases=("edam_t",))

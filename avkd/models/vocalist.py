@@ -61,7 +61,6 @@ __all__ = [
     "SyncTransformer",
     "default_channels",
     "mtdvocalist",
-    "vocalist",
     "vocalist_lite",
 ]
 
@@ -311,33 +310,9 @@ class SyncTransformer(nn.Module):
         return [*names, "pooled", "hidden"]
 
 
-# The entrypoint spells out every argument so that build_model can reject a misspelt one as a usage error;
-# the variants share its signature with other defaults (see _variant).
-@register_model
-def vocalist(
-    width: int = 512,
-    *,
-    channels: Sequence[int] | None = None,
-    num_heads: int = 8,
-    num_layers: int = 4,
-    embed_dropout: float = 0.25,
-    res_dropout: float = 0.1,
-    relu_dropout: float = 0.1,
-    attn_dropout: float = 0.0,
-    video_frontend: str = "vocalist",
-) -> SyncTransformer:
-    """VocaLiST; ``width=512`` is the official teacher, ``width=200`` the MTDVocaLiST student (§2)."""
-    return SyncTransformer(
-        width=width,
-        channels=channels,
-        num_heads=num_heads,
-        num_layers=num_layers,
-        embed_dropout=embed_dropout,
-        res_dropout=res_dropout,
-        relu_dropout=relu_dropout,
-        attn_dropout=attn_dropout,
-        video_frontend=video_frontend,
-    )
+# The class is the entrypoint (build_model checks arguments against its signature): VocaLiST; ``width=512`` is the
+# official teacher, ``width=200`` the MTDVocaLiST student (§2). The variants share its signature with other defaults.
+register_model(SyncTransformer, name="vocalist")
 
 
 def _variant(name: str, doc: str, **defaults: Any) -> Callable[..., SyncTransformer]:
@@ -347,9 +322,9 @@ def _variant(name: str, doc: str, **defaults: Any) -> Callable[..., SyncTransfor
         args = {**defaults, **kwargs}
         if "width" in kwargs and "channels" not in kwargs and defaults.get("channels") is not None:
             args["channels"] = (*defaults["channels"][:4], kwargs["width"])  # keep the variant's front-end
-        return vocalist(**args)
+        return SyncTransformer(**args)
 
-    base = inspect.signature(vocalist)
+    base = inspect.signature(SyncTransformer)
     entrypoint.__signature__ = base.replace(  # type: ignore[attr-defined]
         parameters=[
             p.replace(default=defaults[p.name], kind=inspect.Parameter.KEYWORD_ONLY)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from avkd.core.artifacts import REPORT, Artifact, ArtifactWriter, atomic_write_text, load_artifact
-from avkd.core.errors import ArtifactError
+from avkd.core.artifacts import EVALUATION, REPORT, Artifact, ArtifactWriter, atomic_write_text, load_artifact
+from avkd.core.errors import ArtifactError, UsageError
 from avkd.report.published import PUBLISHED_EMOTION
 from avkd.report.tables import emotion_table
 
-__all__ = ["build_emotion_report", "emotion_markdown", "emotion_row"]
+__all__ = ["DEFAULT_TITLE", "build_emotion_report", "emotion_markdown", "emotion_row"]
 
 
 def emotion_row(art: Artifact) -> dict[str, Any]:
@@ -71,9 +71,20 @@ def emotion_markdown(title: str, rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_TITLE = "avkd emotion report"
+
+
 def build_emotion_report(
-    arts: Sequence[Artifact], out: str | Path, title: str, overwrite: bool = False
+    evaluations: Sequence[Artifact | str | Path],
+    out: str | Path,
+    title: str | None = None,
+    overwrite: bool = False,
 ) -> Artifact:
+    """Write a ``report`` artifact (report.md, report.json) from emotion evaluation artifacts, rows in order."""
+    arts = [e if isinstance(e, Artifact) else load_artifact(e, kind=EVALUATION) for e in evaluations]
+    if not arts:
+        raise UsageError("avkd report: give at least one evaluation artifact")
+    title = title or DEFAULT_TITLE
     rows = [emotion_row(a) for a in arts]
     with ArtifactWriter(
         out, REPORT, {"title": title, "task": "emotion"}, inputs=arts, overwrite=overwrite

@@ -87,7 +87,7 @@ def render_markdown(
 
 
 def build_sync_report(
-    evaluations: Sequence[str | Path],
+    evaluations: Sequence[Artifact | str | Path],
     out: str | Path,
     title: str | None = None,
     overwrite: bool = False,

@@ -22,6 +22,7 @@ from avkd.core.registry import Registry
 from avkd.losses.methods import Method
 
 __all__ = [
+    "LOOP_FLAGS",
     "STAGES",
     "TASKS",
     "RunOptions",
@@ -35,6 +36,15 @@ __all__ = [
 
 #: The stages a task configures through :meth:`Task.config`.
 STAGES = ("train", "distill", "evaluate", "demo")
+
+#: The command-line flags of the training loop every training stage shares (:class:`avkd.train.loop.LoopConfig`).
+LOOP_FLAGS = {
+    "epochs": "loop.epochs",
+    "batch_size": "loop.batch_size",
+    "lr": "loop.lr",
+    "device": "loop.device",
+    "seed": "loop.seed",
+}
 
 
 @dataclass(frozen=True)
@@ -91,33 +101,61 @@ class Task:
         return resolve_config(self.configs[stage], config_file, sets, values)
 
     # ---------------------------------------------------------------------------------------------- stages
+    # Each task names its library functions; they share one signature per stage across tasks, so the methods
+    # below serve every task (a task overrides one only where its stage differs).
+    train_stage: ClassVar[Callable[..., Artifact]]
+    distill_stage: ClassVar[Callable[..., Artifact]]
+    evaluate_stage: ClassVar[Callable[..., Artifact]]
+    report_stage: ClassVar[Callable[..., Artifact]]
+    demo_stage: ClassVar[Callable[..., dict[str, Any]]]
+    #: The evaluation artifact's one-row table, which ``avkd evaluate`` prints.
+    evaluation_table: ClassVar[str]
+
     def train(self, config: Any, features: Path, out: Path, run: RunOptions) -> Artifact:
         """Train a model on a features artifact into a ``model`` artifact."""
-        raise NotImplementedError
+        return type(self).train_stage(
+            config, features, out, overwrite=run.overwrite, resume=run.resume, show_progress=run.show_progress
+        )
 
     def distill(self, config: Any, teacher: Path, features: Path, out: Path, run: RunOptions) -> Artifact:
         """Train a student from a frozen teacher artifact into a ``model`` artifact."""
-        raise NotImplementedError
+        return type(self).distill_stage(
+            config,
+            teacher,
+            features,
+            out,
+            overwrite=run.overwrite,
+            resume=run.resume,
+            show_progress=run.show_progress,
+        )
 
     def evaluate(
         self, config: Any, model: Path, features: Path, out: Path, label: str | None, run: RunOptions
     ) -> Artifact:
         """Evaluate a model on a features split into an ``evaluation`` artifact."""
-        raise NotImplementedError
+        return type(self).evaluate_stage(
+            config,
+            model,
+            features,
+            out,
+            label=label,
+            overwrite=run.overwrite,
+            show_progress=run.show_progress,
+        )
 
     def evaluation_text(self, evaluation: Artifact) -> str:
         """The evaluation's one-row table, as ``avkd evaluate`` prints it."""
-        raise NotImplementedError
+        return (evaluation.path / self.evaluation_table).read_text().rstrip()
 
     def report(
         self, evaluations: Sequence[Artifact], out: Path, title: str | None, run: RunOptions
     ) -> Artifact:
         """A ``report`` artifact from evaluations of this task, rows in the order given."""
-        raise NotImplementedError
+        return type(self).report_stage(evaluations, out, title=title, overwrite=run.overwrite)
 
     def report_text(self, report: Artifact) -> str:
-        """What ``avkd report`` prints: the runs table."""
-        raise NotImplementedError
+        """What ``avkd report`` prints."""
+        return (report.path / "report.md").read_text().rstrip()
 
     def report_json(self, report: Artifact) -> dict[str, Any]:
         """What ``avkd report --json`` adds to the artifact's path, id and metrics."""
@@ -125,7 +163,7 @@ class Task:
 
     def demo(self, out: Path, config: Any, fresh: bool, show_progress: bool) -> dict[str, Any]:
         """The whole chain on a synthetic corpus; returns a summary (artifacts, the table)."""
-        raise NotImplementedError
+        return type(self).demo_stage(out, config, fresh=fresh, show_progress=show_progress)
 
     def describe_model(self, model: Artifact) -> str:
         """One line about a trained model: parameters, method, the best validation score."""

@@ -32,7 +32,7 @@ from avkd.core.errors import AvkdError, UsageError
 from avkd.core.jsonl import jsonl_text
 from avkd.core.progress import ProgressReporter, log
 from avkd.models.device import amp_dtype, autocast, resolve_device
-from avkd.models.io import WEIGHTS, ModelSpec
+from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
 from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
 
 LAST = "checkpoints/last.pt"
@@ -98,6 +98,30 @@ class TrainTask(Protocol):
 
     def export(self, path: Path) -> None:
         """Write the deliverable model file (called when the selection metric improves)."""
+
+
+class ModelTrainTask:
+    """The parts of a :class:`TrainTask` that training one model from scratch shares (a teacher, or a student
+    trained alone): subclasses set ``spec``, ``model`` and ``train`` and write ``loss``, ``validate``, ``close``."""
+
+    spec: ModelSpec
+    model: nn.Module
+    train: Dataset
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.model.parameters())}]
+
+    def train_dataset(self) -> Dataset:
+        return self.train
+
+    def export(self, path: Path) -> None:
+        save_weights(path, self.model, self.spec)
+
+    def summary(self) -> dict[str, Any]:
+        return {"parameters": count_parameters(self.model)}
 
 
 class Preempted(AvkdError):

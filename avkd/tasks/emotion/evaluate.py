@@ -16,6 +16,7 @@ from avkd.core.artifacts import (
     atomic_write_text,
     load_artifact,
 )
+from avkd.core.progress import ProgressReporter
 from avkd.data.mosei.dataset import MoseiDataset
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.device import resolve_device
@@ -34,6 +35,7 @@ def evaluate_emotion_artifact(
     out: str | Path,
     label: str | None = None,
     overwrite: bool = False,
+    show_progress: bool = True,
 ) -> Artifact:
     """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
     of an emotion model on a ``mosei-features`` split; also its parameter count and milliseconds per batch."""
@@ -49,7 +51,10 @@ def evaluate_emotion_artifact(
         out, EVALUATION, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, logs=["metrics.json"]
     ) as writer:
         start = time.perf_counter()
-        logits, labels = predict(loaded.model, dataset, resolve_device(config.device), config.batch_size)
+        with ProgressReporter(len(dataset), f"evaluate {label}", enabled=show_progress) as bar:
+            logits, labels = predict(
+                loaded.model, dataset, resolve_device(config.device), config.batch_size, progress=bar.advance
+            )
         batches = max(1, -(-len(dataset) // config.batch_size))
         ms_per_batch = 1000 * (time.perf_counter() - start) / batches
         result = emotion_metrics(labels, logits=logits, train_labels=train_labels)

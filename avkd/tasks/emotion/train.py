@@ -10,6 +10,7 @@ shared loop has per-epoch schedules only (a difference, noted).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,9 @@ from avkd.core.artifacts import MOSEI_FEATURES, Artifact, load_artifact
 from avkd.data.mosei.dataset import MoseiDataset
 from avkd.data.mosei.labels import label7
 from avkd.evaluate.classify import emotion_metrics
-from avkd.models.io import count_parameters, save_weights
 from avkd.tasks.emotion.config import EmotionTrainConfig
 from avkd.train.checkpoint import seed_everything
-from avkd.train.loop import fit_stage
+from avkd.train.loop import ModelTrainTask, fit_stage
 
 __all__ = ["EmotionTeacherTask", "EpochShuffle", "predict", "train_emotion_teacher"]
 
@@ -53,18 +53,25 @@ class EpochShuffle(Dataset):
 
 
 def predict(
-    model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int
+    model: nn.Module,
+    dataset: Dataset,
+    device: torch.device,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N, C), continuous labels (N,)) over a split, in dataset order."""
+    """(logits (N, C), continuous labels (N,)) over a split, in dataset order; ``progress(n)`` after each batch
+    of ``n`` samples."""
     logits, labels = [], []
     with torch.inference_mode():
         for text, audio, vision, label, _ in DataLoader(dataset, batch_size=batch_size):
             logits.append(model(text.to(device), audio.to(device), vision.to(device)).float().cpu())
             labels.append(label)
+            if progress is not None:
+                progress(len(label))
     return torch.cat(logits).numpy(), torch.cat(labels).numpy()
 
 
-class EmotionTeacherTask:
+class EmotionTeacherTask(ModelTrainTask):
     """Cross-entropy training of a 7-way emotion model (the fit loop's TrainTask)."""
 
     best_keys = ("val_acc7", "val_f1")
@@ -78,15 +85,6 @@ class EmotionTeacherTask:
         self.val = MoseiDataset(artifact, config.val_split)
         self.train_labels = self.train.base.labels()
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.model.parameters())}]
-
-    def train_dataset(self) -> EpochShuffle:
-        return self.train
-
     def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         text, audio, vision, label, _ = batch
         logits = self.model(text.to(device), audio.to(device), vision.to(device))
@@ -97,12 +95,6 @@ class EmotionTeacherTask:
         metrics = emotion_metrics(labels, logits=logits, train_labels=self.train_labels)
         loss = F.cross_entropy(torch.from_numpy(logits), label7(torch.from_numpy(labels)))
         return {"val_loss": float(loss), "val_acc7": metrics.acc7, "val_f1": metrics.f1_weighted}
-
-    def export(self, path: Path) -> None:
-        save_weights(path, self.model, self.spec)
-
-    def summary(self) -> dict[str, Any]:
-        return {"parameters": count_parameters(self.model)}
 
     def close(self) -> None:
         self.train.base.close()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from avkd.core.artifacts import LRS2_FEATURES, Artifact
 from avkd.report.runs import Run, union_frames
 from avkd.report.sync import build_sync_report
 from avkd.report.tables import table_markdown
-from avkd.tasks.base import RunOptions, Task, register_task
+from avkd.tasks.base import LOOP_FLAGS, Task, register_task
 from avkd.tasks.sync.config import DistillConfig, SyncEvalConfig, SyncTrainConfig
 from avkd.tasks.sync.demo import DemoConfig, run_demo
 from avkd.tasks.sync.distill import distill_sync
@@ -20,14 +18,6 @@ from avkd.tasks.sync.methods import METHODS
 from avkd.tasks.sync.train import train_sync_teacher
 
 __all__ = ["SyncTask"]
-
-_LOOP = {
-    "epochs": "loop.epochs",
-    "batch_size": "loop.batch_size",
-    "lr": "loop.lr",
-    "device": "loop.device",
-    "seed": "loop.seed",
-}
 
 
 @register_task
@@ -44,14 +34,14 @@ class SyncTask(Task):
     }
     flags: ClassVar[dict[str, dict[str, str]]] = {
         "train": {
-            **_LOOP,
+            **LOOP_FLAGS,
             "model": "model.name",
             "width": "model.width",
             "workers": "loop.num_workers",
             "samples_per_epoch": "samples_per_epoch",
         },
         "distill": {
-            **_LOOP,
+            **LOOP_FLAGS,
             "method": "method",
             "weighting": "weighting",
             "layers": "layers",
@@ -72,55 +62,18 @@ class SyncTask(Task):
     selection_metric = "val_f1"
     demo_folder = "avkd-demo"
 
-    def train(self, config: SyncTrainConfig, features: Path, out: Path, run: RunOptions) -> Artifact:
-        return train_sync_teacher(
-            config, features, out, overwrite=run.overwrite, resume=run.resume, show_progress=run.show_progress
-        )
-
-    def distill(
-        self, config: DistillConfig, teacher: Path, features: Path, out: Path, run: RunOptions
-    ) -> Artifact:
-        return distill_sync(
-            config,
-            teacher,
-            features,
-            out,
-            overwrite=run.overwrite,
-            resume=run.resume,
-            show_progress=run.show_progress,
-        )
-
-    def evaluate(
-        self,
-        config: SyncEvalConfig,
-        model: Path,
-        features: Path,
-        out: Path,
-        label: str | None,
-        run: RunOptions,
-    ) -> Artifact:
-        return evaluate_sync_artifact(
-            config,
-            model,
-            features,
-            out,
-            label=label,
-            overwrite=run.overwrite,
-            show_progress=run.show_progress,
-        )
-
-    def evaluation_text(self, evaluation: Artifact) -> str:
-        return (evaluation.path / "accuracy.md").read_text().rstrip()
-
-    def report(
-        self, evaluations: Sequence[Artifact], out: Path, title: str | None, run: RunOptions
-    ) -> Artifact:
-        return build_sync_report([a.path for a in evaluations], out, title=title, overwrite=run.overwrite)
+    train_stage = staticmethod(train_sync_teacher)
+    distill_stage = staticmethod(distill_sync)
+    evaluate_stage = staticmethod(evaluate_sync_artifact)
+    report_stage = staticmethod(build_sync_report)
+    demo_stage = staticmethod(run_demo)
+    evaluation_table = "accuracy.md"
 
     def _runs(self, report: Artifact) -> list[Run]:
         return [Run.from_json(r) for r in json.loads((report.path / "report.json").read_text())["runs"]]
 
     def report_text(self, report: Artifact) -> str:
+        """The runs table (the report's published rows and figures are in report.md)."""
         runs = self._runs(report)
         return table_markdown(runs, union_frames(runs)).rstrip()
 
@@ -139,6 +92,3 @@ class SyncTask(Task):
                 for r in self._runs(report)
             ]
         }
-
-    def demo(self, out: Path, config: DemoConfig, fresh: bool, show_progress: bool) -> dict[str, Any]:
-        return run_demo(out, config, fresh=fresh, show_progress=show_progress)

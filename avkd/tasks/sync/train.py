@@ -19,10 +19,9 @@ from torch.utils.data import DataLoader
 from avkd.core.artifacts import LRS2_FEATURES, Artifact, load_artifact
 from avkd.data.lrs2.dataset import SyncDataset
 from avkd.data.lrs2.store import FeatureStore
-from avkd.models.io import count_parameters, save_weights
 from avkd.tasks.sync.config import SyncTrainConfig
 from avkd.train.checkpoint import seed_everything
-from avkd.train.loop import fit_stage
+from avkd.train.loop import ModelTrainTask, fit_stage
 
 __all__ = ["SyncTeacherTask", "train_sync_teacher", "validate_sync", "weighted_f1"]
 
@@ -41,7 +40,7 @@ def weighted_f1(labels: torch.Tensor, predictions: torch.Tensor) -> float:
     return score
 
 
-class SyncTeacherTask:
+class SyncTeacherTask(ModelTrainTask):
     """BCE training of one sync model (the fit loop's TrainTask)."""
 
     best_keys = ("val_f1", "val_acc")
@@ -54,15 +53,6 @@ class SyncTeacherTask:
         self.store = store
         self.train, self.val = config.datasets(store, config.sampling, config.loop.seed)
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": list(self.model.parameters())}]
-
-    def train_dataset(self) -> SyncDataset:
-        return self.train
-
     def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         video, mel, label = (t.to(device, non_blocking=True) for t in batch)
         logits = self.model(video, mel)
@@ -72,12 +62,6 @@ class SyncTeacherTask:
         return validate_sync(
             self.model, self.val, device, self.config.loop.batch_size, self.config.loop.num_workers
         )
-
-    def export(self, path: Path) -> None:
-        save_weights(path, self.model, self.spec)
-
-    def summary(self) -> dict[str, Any]:
-        return {"parameters": count_parameters(self.model)}
 
     def close(self) -> None:
         self.store.close()
