@@ -6,10 +6,13 @@ train, so tests of the offset machinery and the CLI do not depend on a training 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
-from avkd.models.registry import is_model, register_model
+from avkd.models.io import ModelSpec, save_weights
+from avkd.models.registry import build_model, is_model, register_model
 
 
 class EnvelopeOracle(nn.Module):
@@ -44,3 +47,10 @@ if not is_model("test_envelope_oracle"):
     @register_model(name="test_envelope_oracle")
     def test_envelope_oracle() -> EnvelopeOracle:
         return EnvelopeOracle()
+
+
+def oracle_model(path: Path) -> Path:
+    """The oracle saved as a model artifact's weights file (what ``--model`` takes), at ``path``."""
+    spec = ModelSpec("test_envelope_oracle", {}, "rgb", "unit")
+    save_weights(path, build_model("test_envelope_oracle"), spec)
+    return path

@@ -1,7 +1,13 @@
-"""The benchmarks still run and print their comparisons (smoke runs at toy sizes; no timing is asserted)."""
+"""The benchmarks still run and print comparisons that agree with their own figures (smoke runs at toy sizes).
+
+No timing is asserted: each printed ratio or rate must follow from the printed times within their rounding,
+the straightforward teacher pass must keep activations for backward where avkd's keeps none, and the counts
+printed must be the library's.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -9,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from avkd.losses import build_loss
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+NUMBER = r"([\d,]+(?:\.\d+)?)"
 
 
 def _run(script: str, *args: str) -> str:
@@ -24,31 +33,78 @@ def _run(script: str, *args: str) -> str:
     return result.stdout
 
 
-def _positive(pattern: str, text: str) -> float:
+def _figure(match: re.Match, group: int) -> tuple[float, float]:
+    """A printed number and half a unit of its last printed digit (its rounding)."""
+    text = match.group(group).replace(",", "")
+    decimals = len(text.partition(".")[2])
+    return float(text), 0.5 * 10.0**-decimals
+
+
+def _find(pattern: str, text: str) -> re.Match:
     match = re.search(pattern, text)
     assert match, f"{pattern!r} not in the output:\n{text}"
-    value = float(match.group(1).replace(",", ""))
-    assert value > 0
-    return value
+    return match
+
+
+def _quotient_agrees(
+    printed: tuple[float, float], num: tuple[float, float], den: tuple[float, float]
+) -> None:
+    """``printed`` is num / den, each rounded as printed: it lies in the range the roundings allow."""
+    (q, dq), (a, da), (b, db) = printed, num, den
+    low = (a - da) / (b + db)
+    high = (a + da) / (b - db) if b - db > 0 else math.inf
+    assert low - dq <= q <= high + dq, f"{q} is not {a}/{b} within rounding ([{low:.4g}, {high:.4g}])"
+
+
+def test_figure_rounding_helpers_can_fail() -> None:
+    match = re.match(r"(\S+) (\S+) (\S+)", "2.80 0.367 0.131")
+    _quotient_agrees(_figure(match, 1), _figure(match, 2), _figure(match, 3))
+    with pytest.raises(AssertionError, match="not"):
+        _quotient_agrees((2.5, 0.005), (0.367, 0.0005), (0.131, 0.0005))
+
+
+def _check_teacher_pass(out: str, expected_taps: int, what: str) -> None:
+    """Section "the frozen teacher's pass": avkd's and the straightforward time, their ratio, what is kept."""
+    ours = _find(
+        rf"avkd \({what}, (\d+) \w+\): {NUMBER} s per batch,[^\n]* {NUMBER} MB kept for backward", out
+    )
+    slow = _find(rf"straightforward \(autograd on, every internal\): {NUMBER} s per batch, {NUMBER} MB", out)
+    ratio = _find(rf"time ratio: {NUMBER}x", out)
+    assert int(ours.group(1)) == expected_taps
+    _quotient_agrees(_figure(ratio, 1), _figure(slow, 1), _figure(ours, 2))
+    # The straightforward pass keeps activations for backward; avkd's keeps none.
+    assert _figure(ours, 3)[0] == 0 < _figure(slow, 2)[0]
 
 
 @pytest.mark.slow
 def test_emotion_benchmark_small() -> None:
     out = _run("emotion.py", "--small")
-    _positive(r"ours is ([\d.]+)x faster", out)
-    assert "4.54 GB for the real train split" in out  # 16,326 segments × 278,000 bytes
+    # Reads: "ours is X times faster" is the quotient of the two read rates printed above it.
+    ours = _find(rf"MoseiDataset \(one handle\):\s+{NUMBER} reads/s, holds one segment \({NUMBER} kB\)", out)
+    reopen = _find(rf"open per read\s+:\s+{NUMBER} reads/s -> ours is {NUMBER}x faster", out)
+    _quotient_agrees(_figure(reopen, 2), _figure(ours, 1), _figure(reopen, 1))
+    # 16,326 real train segments of the printed size: (50·300 + 500·74 + 500·35)·4 bytes = 278 kB -> 4.54 GB.
+    per_segment_kb = _figure(ours, 2)
+    assert per_segment_kb[0] == 278
+    real = _find(rf"and {NUMBER} GB for the real train split", out)
+    gb = _figure(real, 1)
+    assert abs(gb[0] - 16_326 * per_segment_kb[0] / 1e6) <= gb[1] + 16_326 * per_segment_kb[1] / 1e6
+    # Training rates: samples/s is the batch over the seconds per step, for every method.
+    batch = int(_find(r"\(batch (\d+), MOSEI lengths", out).group(1))
     for method in ("none", "crd-final", "crd-attention", "edam-s", "edam-t"):
-        _positive(rf"{method}:\s+([\d.]+) samples/s", out)
-    # The straightforward teacher pass keeps activations for backward; avkd's keeps none.
-    assert _positive(r"([\d,]+) MB of activations kept for backward", out) > 0
-    assert "0 MB kept for backward" in out
-    _positive(r"time ratio: ([\d.]+)x", out)
+        row = _find(rf"{method}:\s+{NUMBER} samples/s \({NUMBER} s per step", out)
+        _quotient_agrees(_figure(row, 1), (batch, 0.0), _figure(row, 2))
+    # The teacher pass requests exactly the EDAM-S maps (student configuration 5, the --small teacher's 1 layer).
+    maps = len(build_loss("edam-s", config=5, num_layers=1).taps())
+    _check_teacher_pass(out, maps, "no_grad")
 
 
 @pytest.mark.slow
 def test_distill_benchmark_lite() -> None:
     out = _run("distill.py", "--lite", "--steps", "1")
+    batch = int(_find(r"; batch (\d+),", out).group(1))
     for method in ("bce", "fitnets", "mtd"):
-        _positive(rf"{method} \(\w+\):\s+([\d.]+) samples/s", out)
-    _positive(r"([\d,]+) MB of activations kept for backward", out)
-    _positive(r"time ratio: ([\d.]+)x", out)
+        row = _find(rf"{method} \(\w+\):\s+{NUMBER} samples/s \({NUMBER} s per step", out)
+        _quotient_agrees(_figure(row, 1), (batch, 0.0), _figure(row, 2))
+    # The teacher pass requests exactly MTD's taps (every layer's scores and values).
+    _check_teacher_pass(out, len(build_loss("mtd").taps()), "inference_mode")

@@ -36,6 +36,7 @@ def test_cli_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert {c["name"]: c["status"] for c in data["checks"]}["torchaudio"] == "ok"
 
 
+@pytest.mark.slow  # ~3 s: `python -m avkd doctor` in a fresh interpreter that imports torch
 def test_a_torchaudio_extension_that_does_not_load(tmp_path: Path) -> None:
     # A torchaudio whose compiled extension fails the way 2.11.1 does beside torch 2.11.0, found first on the path.
     fake = tmp_path / "site" / "torchaudio"

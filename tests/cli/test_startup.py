@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +11,30 @@ import pytest
 
 from avkd.core.artifacts import ArtifactWriter, register_kind
 
-#: Run the CLI in a fresh interpreter and report whether torch was imported by the time it finished.
+#: Run CLI commands in turn in one fresh interpreter, recording after each its exit code and whether torch has
+#: been imported by then. Torch, once imported, stays: the first command that needs it is the first "torch".
 PROBE = """
-import sys
+import json, sys
 from avkd.cli.main import main
-code = main(sys.argv[1:])
-print("TORCH" if "torch" in sys.modules else "NO-TORCH")
-sys.exit(code)
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    print(json.dumps({"argv": argv, "code": code, "torch": "torch" in sys.modules}))
 """
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, check=False
+def probe(*commands: list[str]) -> tuple[list[dict], str, str]:
+    """(one record per command, stdout, stderr) of ``commands`` run by :data:`PROBE`."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(list(commands))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"argv"')]
+    assert [r["argv"] for r in records] == list(commands)
+    return records, result.stdout, result.stderr
 
 
 def test_importing_the_cli_does_not_import_torch() -> None:
@@ -32,47 +43,45 @@ def test_importing_the_cli_does_not_import_torch() -> None:
     assert out.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--help"],
-        ["data", "--help"],
-        ["preprocess", "--help"],
-        ["train", "teacher", "--help"],
-        ["distill", "--help"],
-        ["evaluate", "--help"],
-        ["report", "--help"],
-        ["import", "--help"],
-        ["artifacts", "--help"],
-        ["doctor", "--help"],
-        ["demo", "--help"],
-    ],
-)
-def test_help_does_not_import_torch(args: list[str]) -> None:
-    result = _run(*args)
-    assert result.returncode == 0, result.stderr
-    assert "Usage" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "NO-TORCH"
+HELP_COMMANDS = [
+    ["--help"],
+    ["data", "--help"],
+    ["preprocess", "--help"],
+    ["train", "teacher", "--help"],
+    ["distill", "--help"],
+    ["evaluate", "--help"],
+    ["report", "--help"],
+    ["import", "--help"],
+    ["artifacts", "--help"],
+    ["doctor", "--help"],
+    ["demo", "--help"],
+]
 
 
+def test_help_does_not_import_torch() -> None:
+    records, stdout, _ = probe(*HELP_COMMANDS)
+    for record in records:
+        assert record["code"] == 0 and not record["torch"], record
+    assert stdout.count("Usage") == len(HELP_COMMANDS)
+
+
+@pytest.mark.slow  # ~4 s: a fresh interpreter that imports torch
 def test_the_probe_sees_torch_when_a_command_needs_it(features) -> None:
     # The probe itself can fail: a command that builds a model does import torch.
-    result = _run("evaluate", "--model", str(features.path), "--data", str(features.path), "--out", "x")
-    assert result.returncode != 0
-    assert result.stdout.strip().splitlines()[-1] == "TORCH"
+    path = str(features.path)
+    (help_, evaluate), _, _ = probe(["--help"], ["evaluate", "--model", path, "--data", path, "--out", "x"])
+    assert help_["code"] == 0 and not help_["torch"]
+    assert evaluate["code"] != 0 and evaluate["torch"]
 
 
 def test_data_check_and_artifacts_show_do_not_import_torch(synth_corpus: Path, tmp_path: Path) -> None:
-    result = _run("data", "check", "lrs2", str(synth_corpus), "--manifest", str(synth_corpus / "lrs2.yaml"))
-    assert result.returncode == 0, result.stderr
-    assert "corpus OK" in result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "NO-TORCH"
-
     register_kind("startup-test", 1)
     with ArtifactWriter(tmp_path / "art", "startup-test", {"x": 1}) as writer:
         writer.path("payload.txt").write_text("hello\n")
         writer.commit(metrics={"n": 1})
-    result = _run("artifacts", "show", str(tmp_path / "art"))
-    assert result.returncode == 0, result.stderr
-    assert "startup-test" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "NO-TORCH"
+    check = ["data", "check", "lrs2", str(synth_corpus), "--manifest", str(synth_corpus / "lrs2.yaml")]
+    records, stdout, stderr = probe(check, ["artifacts", "show", str(tmp_path / "art")])
+    for record in records:
+        assert record["code"] == 0 and not record["torch"], record
+    assert "corpus OK" in stderr
+    assert "startup-test" in stdout

@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import avkd.data.mosei.ingest
 from avkd.evaluate.classify import EmotionMetrics, emotion_metrics, f1_scores, label7
 from avkd.report.tables import emotion_metrics_table
-
-
-def test_label7_is_reused_from_mosei() -> None:
-    assert label7 is avkd.data.mosei.labels.label7
 
 
 def test_acc7_rounding_edges_and_histograms() -> None:

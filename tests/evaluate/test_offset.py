@@ -18,7 +18,6 @@ def test_estimate_offset_recovers_known_lag(lag: int) -> None:
     values = np.random.default_rng(11).integers(0, 256, 80).astype(np.float64)
     crops, mel = pattern_clip(values, 40, lag)
     est = estimate_offset(Oracle(), crops, mel)
-    assert abs(est.offset_frames - lag) <= 1
     assert est.offset_frames == lag  # the oracle aligns exactly
     assert est.offset_ms == pytest.approx(40.0 * lag)
     assert est.confidence > 0 and len(est.curve) == 31 and est.windows == 36

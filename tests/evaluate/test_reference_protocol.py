@@ -119,7 +119,9 @@ def _literal_reference_accuracy(model, crops: np.ndarray, mel: np.ndarray, ks: l
 
 
 def test_evaluate_matches_the_literal_loop() -> None:
-    model = tiny_model(2)
+    # The protocol's counting is what is checked, not the model: the lite front-end keeps the 42 literal
+    # 31-pair forwards cheap.
+    model = tiny_model(2, video_frontend="lite")
     clips = {"test/s/short": random_clip(12, seed=1), "test/s/long": random_clip(40, seed=2)}
     store = FakeStore({**clips, "test/s/five": random_clip(5, seed=3)})
     ev = evaluate_sync(model, store, "test", [5, 7, 9], protocol="reference", keep_scores=True)

@@ -51,7 +51,8 @@ def test_nan_pattern_is_the_valid_candidate_set() -> None:
 
 
 def test_fast_equals_naive_on_tiny_model() -> None:
-    model = tiny_model().train()
+    # The scoring paths are compared, not the model: the lite front-end keeps the naive one's forwards cheap.
+    model = tiny_model(video_frontend="lite").train()
     for n in (20, 8):  # 8 frames: fewer windows than 2·15, the regime of the reference's if/elif bug
         crops, mel = random_clip(n, seed=n)
         fast = score_clip(model, crops, mel, batch_size=37, encode_batch_size=5)

@@ -80,7 +80,7 @@ def test_crd_nce_and_memory_update_by_hand() -> None:
     # Student side: p_s = out_s/Z_s = 0.4846, 0.1459, 0.1195 → −log(0.4846/0.9846) = 0.7090,
     #   −log(0.5/0.6459) = 0.2561, −log(0.5/0.6195) = 0.2143: 1.1794.
     # Teacher side: p_t = 0.3167, 0.3167, 0.1165 → 0.9472 + 0.4907 + 0.2095 = 1.6474. Total 2.8268.
-    assert want == pytest.approx(1.1794 + 1.6474, abs=2e-4)
+    assert got.item() == pytest.approx(1.1794 + 1.6474, abs=2e-4)
 
     mem = loss.memory["final"]
     # Momentum 0.5 at the sample index 0: normalise(0.5·(1,0) + 0.5·(0.6,0.8)) = (0.8, 0.4)/√0.8 = (2,1)/√5.

@@ -13,7 +13,7 @@ import pytest
 
 from avkd.core.errors import MediaError, UsageError
 from avkd.media import faces
-from avkd.media.faces import DEFAULT_FIXED_BOX, build_detector, crop_faces
+from avkd.media.faces import build_detector, crop_faces
 
 
 def blank(n: int = 10, height: int = 160, width: int = 160) -> np.ndarray:
@@ -27,8 +27,7 @@ def blank(n: int = 10, height: int = 160, width: int = 160) -> np.ndarray:
 def test_fixed_default_is_lrs2_pixels() -> None:
     boxes = build_detector("fixed").boxes(blank(3), "main/spk/00001")
     assert boxes.dtype == np.int32 and boxes.shape == (3, 4)
-    assert boxes.tolist() == [[30, 20, 130, 140]] * 3
-    assert DEFAULT_FIXED_BOX == (0.1875, 0.125, 0.8125, 0.875)
+    assert boxes.tolist() == [[30, 20, 130, 140]] * 3  # DEFAULT_FIXED_BOX of a 160x160 LRS2 frame
 
 
 def test_fixed_fractions_scale_with_frame_and_pixels_do_not() -> None:
@@ -183,10 +182,15 @@ def test_haar_downscales_large_frames(fake_haar) -> None:
 
 
 def test_haar_defaults_and_pickling(fake_haar) -> None:
-    detector, _ = fake_haar({0: [(1, 2, 30, 30)]}, smoothing=2, expand=(0.0, 0.0, 0.0, 0.1))
-    assert detector.detect_every == 2 and detector.expand == (0.0, 0.0, 0.0, 0.1)
+    table = {i: [(10 * i, 2, 30, 30)] for i in range(5)}
+    detector, cascade = fake_haar(table, smoothing=0, expand=(0.0, 0.0, 0.0, 0.1))
+    boxes = detector.boxes(indexed_frames(5), "k")
+    assert cascade.calls == [0, 2, 4]  # by default every second frame is tried (and the last)
+    assert boxes[:, 0].tolist() == [0, 10, 20, 30, 40]  # frames 1 and 3 interpolated
+    assert boxes[0].tolist() == [0, 2, 30, 35]  # expand=(0, 0, 0, 0.1): the bottom grows by 0.1 of 30 px
     clone = pickle.loads(pickle.dumps(detector))
-    assert clone._cascade is None and clone == detector
+    assert clone._cascade is None and clone == detector  # the cascade is not pickled, the settings are
+    np.testing.assert_array_equal(clone.boxes(indexed_frames(5), "k"), boxes)
 
 
 @pytest.mark.parametrize(

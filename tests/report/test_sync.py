@@ -13,7 +13,7 @@ from avkd.core.artifacts import Artifact, ArtifactWriter, load_artifact, registe
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.report.figures import layer_runs
 from avkd.report.published import PUBLISHED
-from avkd.report.runs import Run, load_runs, loss_ratios, variant_label
+from avkd.report.runs import Run, load_runs
 from avkd.report.sync import build_sync_report
 from avkd.report.tables import table_markdown
 
@@ -181,49 +181,6 @@ def test_report_artifact_json_markdown_and_pngs(evals: dict[str, Artifact], tmp_
     assert [r.variant for r in layer_runs(runs)] == ["BCE", "F4", "UW-25D"]  # paper order, KD left out
     ratios = report["loss_ratio"][evals["mtd"].id]
     assert ratios["val/mtd"] == [[1, 1.0], [2, 0.5], [3, 0.25]]
-
-
-def test_loss_ratio_is_value_over_max_across_epochs() -> None:
-    ratios = loss_ratios(HISTORY)
-    assert list(ratios) == ["val/mtd", "val/last_mtd", "val/fitnets"]  # val_f1 etc. are not monitor losses
-    assert ratios["val/mtd"] == [(1, 4.0 / 4.0), (2, 2.0 / 4.0), (3, 1.0 / 4.0)]
-    assert ratios["val/last_mtd"] == [(1, 2.0 / 2.0), (2, 1.5 / 2.0), (3, 0.5 / 2.0)]
-    # pytest 9.2's approx refuses nested sequences: compare the epochs exactly and the ratios approximately.
-    assert [epoch for epoch, _ in ratios["val/fitnets"]] == [1, 2, 3]
-    assert [ratio for _, ratio in ratios["val/fitnets"]] == pytest.approx([1.0, 0.8, 0.9])
-    assert loss_ratios([{"epoch": 1, "val_loss": 0.3}]) == {}
-    assert loss_ratios([{"epoch": 1, "val/x": 0.0}, {"epoch": 2, "val/x": None}]) == {}
-
-
-@pytest.mark.parametrize(
-    ("config", "label"),
-    [
-        ({"method": "nmtd", "layers": "fusion4", "weighting": "uniform"}, "F4"),
-        ({"method": "nmtd", "layers": "av2"}, "AV2"),
-        ({"method": "nmtd", "layers": "va3"}, "VA3"),
-        ({"method": "mtd", "weighting": "uw25", "layers": "all"}, "UW-25D"),
-        ({"method": "mtd", "weighting": "uw13", "layers": "all"}, "UW-13D"),
-        ({"method": "nmtd", "weighting": "aw13", "layers": "all"}, "AW-13D"),
-        ({"method": "nmtd", "weighting": "AW-25D", "layers": "all"}, "AW-25D"),
-        ({"method": "nmtd", "weighting": "uniform", "layers": "all"}, "Uniform"),
-        ({"method": "nmtd", "weighting": "uniform", "layers": "fusion3+av4+va1"}, "F3+AV4+VA1"),
-        ({"method": "mtd", "weighting": "uw25", "layers": "av1-4"}, "AV1-4 UW-25D"),
-        ({"method": "nmtd", "weighting": "uniform", "layers": "mem4,av"}, "F4+AV1-4"),
-        ({"method": "mtd"}, "UW-25D"),
-        (
-            {"method": "nmtd", "layers": "fusion4", "loss_options": {"components": ["cad"]}},
-            "F4 w/o VR",
-        ),  # unset weighting/layers: the method's defaults
-        ({"method": "nmtd", "weighting": None, "layers": None}, "Uniform"),
-        ({"method": "bce", "weighting": "uniform", "layers": "all"}, "BCE"),
-        ({"method": "fitnets"}, "FitNets"),
-        ({"method": "minilm"}, "MiniLM*"),
-        ({"model": {"name": "vocalist", "width": 512}, "loop": {}}, "teacher-eval"),
-        (None, "teacher-eval"),
-    ],
-)
-def test_variant_labels(config: dict[str, Any] | None, label: str) -> None:
-    assert variant_label(config, "teacher-eval") == label
 
 
 def test_layers_figure_and_missing_model(tmp_path: Path) -> None:

@@ -66,7 +66,6 @@ def _bad_corpus(src: Path, dst: Path) -> Path:
     main.mkdir(parents=True)
     good = next(iter((dst / "main").rglob("*.mp4")))
     frames = np.full((40, 160, 160, 3), 90, np.uint8)
-    np.zeros(40 * 640, np.float32)
     data = good.read_bytes()
     (main / "00001.mp4").write_bytes(data[: len(data) // 2])  # truncated
     (main / "00002.mp4").write_bytes(b"not a video at all")  # undecodable
@@ -176,6 +175,7 @@ def test_interrupted_run_resumes_where_it_stopped(
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # ~3 s: a process pool whose workers each import the preprocessing stack
 def test_two_workers_give_the_same_features(features, synth_corpus: Path, tmp_path: Path) -> None:
     result = preprocess_lrs2(
         LRS2PreprocessConfig(part_size=4), synth_corpus, tmp_path / "f", workers=2, show_progress=False

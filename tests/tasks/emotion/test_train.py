@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from avkd.core.artifacts import load_artifact
+from avkd.core.config import resolve_config
 from avkd.core.jsonl import read_jsonl
-from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
-from avkd.data.mosei.synthetic import synthesize_mosei
-from avkd.models.io import load_model
-from avkd.tasks.emotion.config import EmotionModelConfig, EmotionTrainConfig
+from avkd.models.io import count_parameters, load_model
+from avkd.tasks.emotion.config import EmotionModelConfig, EmotionTrainConfig, emotion_loop
 from avkd.tasks.emotion.train import EpochShuffle, train_emotion_teacher
 from avkd.train.loop import LoopConfig
 
 TINY = {"branch": "complete", "output_dim": 7, "d": 10, "layers": 1}
 
 
-@pytest.fixture(scope="module")
-def mosei_features(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mosei")
-    synthesize_mosei(root / "csd")
-    return ingest_mosei(MoseiIngestConfig(), root / "csd", root / "feats").path
+def lengths(features: Path) -> tuple[int, int, int]:
+    config = load_artifact(features).config
+    return config["text_len"], config["audio_len"], config["vision_len"]
 
 
 def tiny_config(epochs: int = 2, **kwargs) -> EmotionTrainConfig:
@@ -41,15 +39,36 @@ def test_teacher_trains_and_loads(mosei_features: Path, tmp_path: Path) -> None:
     assert len(history) == 2 and {"val_acc7", "val_f1", "val_loss"} <= set(history[0])
     assert art.metrics["best_val_acc7"] == max(r["val_acc7"] for r in history)
     model = load_model(tmp_path / "t").model
-    out = model(torch.zeros(2, 50, 300), torch.zeros(2, 500, 74), torch.zeros(2, 500, 35))
+    t_l, t_a, t_v = lengths(mosei_features)
+    out = model(torch.zeros(2, t_l, 300), torch.zeros(2, t_a, 74), torch.zeros(2, t_v, 35))
     assert out.shape == (2, 7) and torch.isfinite(out).all()
 
 
 def test_video_branch(mosei_features: Path, tmp_path: Path) -> None:
-    art = train_emotion_teacher(
+    """The saved model is MulT's video-only mode: only the video query's crossmodal blocks, a 2·d head."""
+    train_emotion_teacher(
         tiny_config(epochs=1, branch="video"), mosei_features, tmp_path / "v", show_progress=False
     )
-    assert art.config["model"]["kwargs"]["branch"] == "video"
+    model = load_model(tmp_path / "v").model
+    blocks = {k.split(".")[0] for k in model.state_dict() if k.startswith("trans_")}
+    # MulT keeps all three mem encoders in a partial mode (reference l.58-60), but only v_mem runs.
+    assert blocks == {"trans_v_with_l", "trans_v_with_a", "trans_l_mem", "trans_a_mem", "trans_v_mem"}
+    assert model.out_layer.in_features == 2 * TINY["d"]
+    inputs = [torch.zeros(1, n, dim) for n, dim in zip(lengths(mosei_features), (300, 74, 35), strict=True)]
+    ran = {name.split(".")[0] for name in model(*inputs, taps="*").taps if "_with_" in name or "_mem" in name}
+    assert ran == {"v_with_l", "v_with_a", "v_mem"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="avkd bug (avkd/core/config.py from_dict): a loop flag such as --epochs rebuilds `loop` from "
+    "LoopConfig's defaults, so the CLI trains the emotion teacher with lr 5e-5, no gradient clipping and "
+    "val_f1 selection instead of MulT's recipe (emotion_loop: lr 1e-3, clip 0.8, val_acc7)",
+)
+def test_a_loop_flag_keeps_the_mult_recipe() -> None:
+    # What `avkd train teacher --task mosei --epochs 1` resolves (the flags are dotted config keys).
+    loop = resolve_config(EmotionTrainConfig, None, ["loop.epochs=1"]).loop
+    assert loop == dataclasses.replace(emotion_loop(), epochs=1)
 
 
 def test_epoch_shuffle_is_a_function_of_seed_and_epoch() -> None:
@@ -83,12 +102,8 @@ def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) ->
     capsys.readouterr()
     code = main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "e"), "--json"])  # fmt: skip
     metrics = json.loads(capsys.readouterr().out)["metrics"]
-    assert (
-        code == 0
-        and 0.0 <= metrics["acc7"] <= 1.0
-        and metrics["parameters"] > 0
-        and metrics["ms_per_batch"] > 0
-    )
+    assert code == 0 and 0.0 <= metrics["acc7"] <= 1.0
+    assert metrics["parameters"] == count_parameters(load_model(tmp_path / "t").model)
     summary = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert sum(summary["histogram"]) == summary["n"] and summary["majority_from"] == "train"
     # Evaluating the same model again gives the same id, whatever the timing (metrics.json is a log).

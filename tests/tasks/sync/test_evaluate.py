@@ -1,4 +1,4 @@
-"""The evaluation artifact and ``avkd sync`` on real mp4 files."""
+"""The sync evaluation stage (``avkd.tasks.sync.evaluate``): the artifact, its recomputable scores, the protocols."""
 
 from __future__ import annotations
 
@@ -10,19 +10,10 @@ import pytest
 
 from avkd.cli.main import main
 from avkd.core.jsonl import read_jsonl
-from avkd.data.lrs2.synthetic import speaker_style, write_utterance
 from avkd.evaluate.sync import clip_accuracy
-from avkd.models import build_model
-from avkd.models.io import ModelSpec, save_weights
 from avkd.tasks.sync.config import SyncEvalConfig
 from avkd.tasks.sync.evaluate import evaluate_sync_artifact
-from tests.oracle import EnvelopeOracle  # noqa: F401  (registers test_envelope_oracle)
-
-
-def oracle_model(path: Path) -> Path:
-    spec = ModelSpec("test_envelope_oracle", {}, "rgb", "unit")
-    save_weights(path, build_model("test_envelope_oracle"), spec)
-    return path
+from tests.oracle import oracle_model
 
 
 def test_evaluation_artifact_can_be_recomputed(features, tmp_path: Path) -> None:
@@ -46,26 +37,6 @@ def test_evaluation_artifact_can_be_recomputed(features, tmp_path: Path) -> None
     # the oracle finds the offset of a synthetic clip far better than chance, and more context helps
     assert summary["accuracy"]["15"] > 0.25 and summary["accuracy"]["15"] >= summary["accuracy"]["5"]
     assert "| oracle |" in (art.path / "accuracy.md").read_text()
-
-
-@pytest.mark.parametrize("shift", [0, 4, -6])
-def test_sync_cli_recovers_a_known_offset(tmp_path: Path, capsys, shift: int) -> None:
-    video = tmp_path / f"shift{shift}.mp4"
-    write_utterance(video, seed=11, seconds=4.0, style=speaker_style(3), audio_shift_frames=shift)
-    model = oracle_model(tmp_path / "oracle.pt")
-    code = main(["sync", str(video), "--model", str(model), "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert abs(out["offset_frames"] - shift) <= 1
-    assert len(out["curve"]) == 31 and out["confidence"] > 0
-
-
-def test_sync_cli_bad_video(tmp_path: Path, capsys) -> None:
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(b"nope")
-    code = main(["sync", str(bad), "--model", str(oracle_model(tmp_path / "o.pt"))])
-    err = capsys.readouterr().err
-    assert code == 1 and err.startswith(f"error: {bad}: ") and err.count("\n") == 1
 
 
 def test_reference_protocol_through_the_cli_and_report(features, tmp_path: Path, capsys) -> None:
