@@ -19,7 +19,7 @@ def show(
     json_out: JsonOption = False,
 ) -> None:
     """Print an artifact's manifest summary and its lineage (upstream artifacts, and whether they changed)."""
-    art = load_artifact(path, allow_partial=True)
+    art = load_artifact(path, allow_partial=True, verify=False)  # shown as it is, its state in the lineage
     rows = lineage(art)
     if json_out:
         emit_json({"manifest": art.manifest, "lineage": rows})
@@ -38,3 +38,34 @@ def show(
     typer.echo("lineage")
     for row in rows:
         typer.echo(f"  {'  ' * row['depth']}{row['kind']} {row['id']} {row['path']} [{row['state']}]")
+
+
+@app.command("verify")
+def verify(
+    paths: Annotated[list[Path], typer.Argument(help="Artifact directories.", show_default=False)],
+    full: Annotated[
+        bool,
+        typer.Option(help="Hash every file (default: large files by sampled blocks) and list unlisted ones."),
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Check artifacts against their manifests: every file's presence, size and hash, and the id. Exit 1 with one
+    line per problem."""
+    from avkd.core.artifacts import load_artifact, verify_artifact
+
+    results = []
+    for path in paths:
+        art = load_artifact(path, allow_partial=True, verify=False)
+        results.append({"path": str(path), "id": art.id, "problems": verify_artifact(art, full=full)})
+    if json_out:
+        emit_json({"ok": not any(r["problems"] for r in results), "artifacts": results})
+    else:
+        for r in results:
+            typer.echo(
+                f"{r['path']}: {'ok' if not r['problems'] else str(len(r['problems'])) + ' problem(s)'}"
+            )
+    for r in results:
+        for problem in r["problems"]:
+            typer.echo(f"error: {problem}", err=True)
+    if any(r["problems"] for r in results):
+        raise typer.Exit(1)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from avkd.core import config as cfg
+from avkd.core.errors import ConfigError
 
 C = TypeVar("C")
 
@@ -49,9 +50,23 @@ TaskOption = Annotated[
 ]
 
 
-def resolve(cls: type[C], config_file: Path | None, sets: list[str] | None, **flags: Any) -> C:
-    """Defaults, then --config, then --set, then explicit flags (the most specific wins); None flags are unset."""
-    return cfg.resolve_config(cls, config_file, sets or (), flags)
+def resolve(
+    cls: type[C],
+    config_file: Path | None,
+    sets: list[str] | None,
+    names: dict[str, str] | None = None,
+    **flags: Any,
+) -> C:
+    """Defaults, then --config, then --set, then explicit flags (keyed by config key; the most specific wins);
+    None flags are unset. A bad value that came from a flag is reported under the flag (``names`` maps a config key
+    to its flag where the flag is not the key's last part)."""
+    try:
+        return cfg.resolve_config(cls, config_file, sets or (), flags)
+    except ConfigError as exc:
+        if exc.key is None or flags.get(exc.key) is None:
+            raise
+        flag = (names or {}).get(exc.key) or exc.key.split(".")[-1]
+        raise ConfigError(f"--{flag.replace('_', '-')}: {str(exc).split(': ', 1)[-1]}", key=exc.key) from None
 
 
 def emit_json(data: Any) -> None:

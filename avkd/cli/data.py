@@ -91,14 +91,33 @@ def check_lrs2(
         Path | None, typer.Option(help="Corpus manifest (default: the official LRS2 one in data_manifests/).")
     ] = None,
     probe: Annotated[
-        bool, typer.Option(help="Open each media file's header to find unreadable ones.")
+        bool, typer.Option(help="Read each media file's metadata and packets to find unreadable or cut ones.")
     ] = True,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            help="Also decode every file with the preprocessing's own reader (finds what it would reject)."
+        ),
+    ] = False,
+    resample: Annotated[
+        bool,
+        typer.Option(
+            "--resample/--no-resample",
+            help="--deep: accept other frame/sample rates, as preprocess --resample.",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Report missing, extra and unreadable files of an LRS2 copy without preprocessing anything."""
+    """Report missing, extra, unreadable and cut files of an LRS2 copy without preprocessing anything."""
     from avkd.data.lrs2.check import check_corpus
 
-    report = check_corpus(root, manifest, probe_media=probe)
+    reader = None
+    if deep:  # the preprocessing's reader needs torch (resampling): imported only for --deep
+        from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, read_clip
+
+        config = LRS2PreprocessConfig(resample=resample)
+        reader = lambda path: read_clip(path, config)  # noqa: E731
+    report = check_corpus(root, manifest, probe_media=probe or deep, reader=reader)
     data = report.to_json()
     if json_out:
         emit_json(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -59,19 +60,38 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; an :class:`AvkdError` becomes ``error: <message>`` on stderr and its exit code."""
+    """Run the CLI behind one error boundary: whatever goes wrong is one line ``error: <file>: <reason>`` on
+    stderr and an exit code (1 failure, 2 usage, 75 pre-empted, 130 interrupted), never a traceback.
+
+    :class:`AvkdError` carries its own message and code; an ``OSError`` names its file; anything else is an
+    internal error, reported in one line (``AVKD_TRACEBACK=1`` shows the traceback for a bug report).
+    """
     set_command_line(["avkd", *(sys.argv[1:] if argv is None else argv)])
     try:
+        # Standalone mode: Typer prints its own usage errors (exit 2) and help; what a command raises comes here.
         app(args=argv, prog_name="avkd", standalone_mode=True)
-    except AvkdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+    except AvkdError as exc:
+        return _error(str(exc), exc.exit_code)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}", 1)
+    except Exception as exc:
+        if os.environ.get("AVKD_TRACEBACK"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return _error(
+            f"internal error: {type(exc).__name__}: {first} (rerun with AVKD_TRACEBACK=1 and report it)", 1
+        )
     return 0
+
+
+def _error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from avkd.core.errors import UsageError
 
-__all__ = ["MIN_CONTEXT", "parse_frames", "split_list"]
+__all__ = ["MAX_CONTEXT", "MIN_CONTEXT", "parse_frames", "split_list"]
 
-#: The shortest context K: the sync models take 5-frame windows (``avkd.evaluate.sync.BASE_FRAMES``, tested equal).
+#: The shortest and longest context K (``avkd.evaluate.sync.BASE_FRAMES`` and ``MAX_CONTEXT``, tested equal):
+#: the sync models take 5-frame windows. Checked before a range is expanded, so ``5..99999999`` costs nothing.
 MIN_CONTEXT = 5
+MAX_CONTEXT = 201
 
 
 def split_list(text: str | None) -> list[str] | None:
@@ -56,10 +58,14 @@ def parse_frames(text: str) -> list[int]:
                 raise fail(f"step must be positive, got {step}")
             if start > end:
                 raise fail(f"range start {start} is after its end {end}")
+            if end > MAX_CONTEXT:
+                raise fail(f"K goes up to {MAX_CONTEXT} frames, got {end}")
             ks.extend(range(start, end + 1, step))
         else:
             ks.append(integer(item))
     for k in ks:
-        if k < MIN_CONTEXT or k % 2 == 0:
-            raise fail(f"every K must be odd and >= {MIN_CONTEXT} (the model sees 5 frames), got {k}")
+        if k < MIN_CONTEXT or k > MAX_CONTEXT or k % 2 == 0:
+            raise fail(
+                f"every K must be odd, from {MIN_CONTEXT} (the model sees 5 frames) to {MAX_CONTEXT}, got {k}"
+            )
     return sorted(set(ks))

@@ -70,6 +70,7 @@ def lrs2(
         LRS2PreprocessConfig,
         config,
         set_,
+        names={"detector.name": "detector", "detector.boxes_file": "boxes"},
         splits=split_list(splits),
         **{"detector.name": detector, "detector.boxes_file": str(boxes) if boxes else None},
         decoder=decoder,

@@ -9,10 +9,12 @@ manifest alone. Unknown keys and values of the wrong type are errors that name t
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -58,7 +60,50 @@ def resolve_config(
     for key, value in (values or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    return from_dict(cls, data)
+    config = from_dict(cls, data)
+    validate(config)
+    return config
+
+
+# ------------------------------------------------------------------------------------------- value bounds
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A dataclass field whose value must be ``>= ge``, ``> gt``, ``<= le`` and pass ``check`` (which returns
+    what is wrong, or None). None values of optional fields are not checked. :func:`validate` applies it."""
+    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "check": check})
+
+
+def validate(config: Any, prefix: str = "") -> None:
+    """Check every :func:`bounded` field of a (nested) dataclass config; the first bad value is a ConfigError
+    naming its dotted key. Every stage validates its config before any work, whoever built it."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = prefix + f.name
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value, key + ".")
+            continue
+        if value is None or not f.metadata:
+            continue
+        meta = f.metadata
+        problem = None
+        if meta.get("ge") is not None and not value >= meta["ge"]:
+            problem = f"must be at least {meta['ge']}"
+        elif meta.get("gt") is not None and not value > meta["gt"]:
+            problem = f"must be more than {meta['gt']}"
+        elif meta.get("le") is not None and not value <= meta["le"]:
+            problem = f"must be at most {meta['le']}"
+        elif meta.get("check") is not None:
+            problem = meta["check"](value)
+        if problem:
+            raise ConfigError(f"config key {key!r}: {value!r} {problem}", key=key)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -148,14 +193,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"config key {key!r}: {value!r} is not one of {choices}")
+            raise ConfigError(f"config key {key!r}: {value!r} is not one of {choices}", key=key)
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}", key=key)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ConfigError(f"config key {key!r}: expected {len(args)} items, got {len(value)}")
+                raise ConfigError(
+                    f"config key {key!r}: expected {len(args)} items, got {len(value)}", key=key
+                )
             items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))]
         else:
             item_tp = args[0] if args else Any
@@ -163,32 +210,34 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}", key=key)
         vt = args[1] if args else Any
         return {str(k): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"config key {key!r}: expected true or false, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected true or false, got {value!r}", key=key)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}", key=key)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}", key=key)
             return float(value)
-        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}", key=key)
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)  # YAML reads `name: 1e5` or `tag: 2024` as numbers; a str field wants text
-        raise ConfigError(f"config key {key!r}: expected text, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected text, got {value!r}", key=key)
     if tp is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise ConfigError(f"config key {key!r}: expected a path, got {value!r}")
-    raise ConfigError(f"config key {key!r}: unsupported field type {tp}")
+        raise ConfigError(f"config key {key!r}: expected a path, got {value!r}", key=key)
+    raise ConfigError(f"config key {key!r}: unsupported field type {tp}", key=key)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

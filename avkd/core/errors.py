@@ -21,7 +21,11 @@ class UsageError(AvkdError):
 
 
 class ConfigError(UsageError):
-    """A configuration key or value is wrong."""
+    """A configuration key or value is wrong; ``key`` is the dotted config key, when one is to blame."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class ArtifactError(AvkdError):

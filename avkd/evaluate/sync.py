@@ -63,12 +63,15 @@ from avkd.models.device import autocast, resolve_device
 
 __all__ = [
     "BASE_FRAMES",
+    "MAX_CONTEXT",
+    "MAX_CONTEXTS",
     "MEL_WINDOW",
     "VSHIFT",
     "check_pixels",
     "clip_accuracy",
     "context_scores",
     "evaluating",
+    "frames_problem",
     "mel_window_start",
     "predicted_offsets",
     "score_clip",
@@ -84,6 +87,23 @@ VSHIFT = 15
 BASE_FRAMES = 5
 #: Mel steps per 5-frame window (§1.4: 3.2 steps per frame).
 MEL_WINDOW = 16
+#: The longest context and the most contexts one evaluation computes: 201 frames is 8 s at 25 fps, longer than
+#: most LRS2 test clips (a context longer than a clip averages all of its rows). Published tables use 5..15.
+MAX_CONTEXT = 201
+MAX_CONTEXTS = 64
+
+
+def frames_problem(frames: list[int]) -> str | None:
+    """What is wrong with a list of context lengths K (None: nothing): each odd, in BASE_FRAMES..MAX_CONTEXT."""
+    if not frames:
+        return "is empty: give at least one context length"
+    if len(frames) > MAX_CONTEXTS:
+        return f"has {len(frames)} context lengths; at most {MAX_CONTEXTS}"
+    bad = [k for k in frames if k < BASE_FRAMES or k > MAX_CONTEXT or k % 2 == 0]
+    if bad:
+        return f"has {bad[0]}: every K must be odd, from {BASE_FRAMES} to {MAX_CONTEXT}"
+    return None
+
 
 _PIXEL_ORDERS = ("rgb", "bgr")
 _PIXEL_RANGES = ("unit", "byte")

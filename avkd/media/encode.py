@@ -18,9 +18,10 @@ def write_mp4(
     crf: int = 18,
     preset: str = "veryfast",
 ) -> None:
-    """Write RGB ``frames`` (N, H, W, 3) uint8 and mono ``audio`` (samples,) float in [-1, 1] to an mp4.
+    """Write RGB ``frames`` (N, H, W, 3) uint8 and ``audio`` (samples,) mono or (channels, samples) float in
+    [-1, 1] to an mp4.
 
-    Video is H.264 (libx264, yuv420p, so H and W must be even), audio AAC mono. The file is written to a
+    Video is H.264 (libx264, yuv420p, so H and W must be even), audio AAC (mono, or stereo for 2 channels). The file is written to a
     temporary name and renamed, so an interrupted run never leaves a truncated mp4 behind.
     The mp4 muxer writes an edit list that hides the AAC encoder's priming samples, so a decoder that honours
     it (FFmpeg, hence PyAV and decord) returns audio sample 0 at video time 0.
@@ -43,7 +44,12 @@ def write_mp4(
             vstream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
             astream = None
             if audio is not None:
-                astream = container.add_stream("aac", rate=sample_rate, layout="mono")
+                wave = np.asarray(audio, dtype=np.float32)
+                wave = np.clip(wave.reshape(1, -1) if wave.ndim == 1 else wave, -1.0, 1.0)
+                if wave.shape[0] not in (1, 2):
+                    raise ValueError(f"audio must be mono or stereo, got {wave.shape[0]} channels")
+                layout = "mono" if wave.shape[0] == 1 else "stereo"
+                astream = container.add_stream("aac", rate=sample_rate, layout=layout)
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 for packet in vstream.encode(frame):
@@ -51,11 +57,10 @@ def write_mp4(
             for packet in vstream.encode():
                 container.mux(packet)
             if astream is not None:
-                wave = np.clip(np.asarray(audio, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
                 block = 1024  # the AAC frame size; smaller blocks would only add encoder calls
                 for start in range(0, wave.shape[1], block):
                     chunk = np.ascontiguousarray(wave[:, start : start + block])
-                    aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                    aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
                     aframe.sample_rate = sample_rate
                     aframe.pts = start
                     for packet in astream.encode(aframe):

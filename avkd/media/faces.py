@@ -471,12 +471,48 @@ class BoxesFileDetector:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# auto
+
+
+@dataclass
+class AutoDetector:
+    """``auto``: the Haar cascade's boxes where it finds a face in the clip, else the fixed centre box.
+
+    For a single video of unknown framing (``avkd sync``): an in-the-wild video gets cropped around the face,
+    and a face-centred crop on which the cascade finds nothing keeps LRS2's fixed box. Which one was used for
+    the last clip is :attr:`used` (``"haar"`` or ``"fixed"``), so a caller can say so.
+    """
+
+    box: tuple[float, float, float, float] = DEFAULT_FIXED_BOX
+    haar: dict[str, Any] = field(default_factory=dict)
+    name: ClassVar[str] = "auto"
+    used: str | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._haar = HaarDetector(**self.haar)
+        self._fixed = FixedBoxDetector(self.box)
+
+    def load(self) -> None:
+        self._haar.load()
+
+    def boxes(self, frames: np.ndarray, key: str) -> np.ndarray:
+        try:
+            boxes = self._haar.boxes(frames, key)
+        except MediaError:  # no face anywhere in the clip
+            self.used = "fixed"
+            return self._fixed.boxes(frames, key)
+        self.used = "haar"
+        return boxes
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # registry and crops
 
 DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
 DETECTORS.register(FixedBoxDetector, name="fixed")
 DETECTORS.register(HaarDetector, name="haar")
 DETECTORS.register(BoxesFileDetector, name="boxes")
+DETECTORS.register(AutoDetector, name="auto")
 
 
 def build_detector(name: str, **options: Any) -> FaceDetector:
@@ -491,7 +527,7 @@ def build_detector(name: str, **options: Any) -> FaceDetector:
         detector = cls(**options)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"face detector {name!r}: {exc}") from None
-    if isinstance(detector, HaarDetector):
+    if hasattr(detector, "load"):  # the Haar cascade: a missing one fails before any file is decoded
         detector.load()
     return detector
 

@@ -45,7 +45,7 @@ from av.video.reformatter import VideoReformatter
 from avkd.core.errors import MediaError, UsageError
 from avkd.core.registry import Registry
 
-__all__ = ["DECODERS", "Media", "available_decoders", "decode", "probe", "resolve_decoder"]
+__all__ = ["DECODERS", "Media", "available_decoders", "decode", "probe", "resolve_decoder", "scan"]
 
 
 @dataclass
@@ -146,6 +146,34 @@ def probe(path: str | os.PathLike) -> dict:
         raise
     except Exception as exc:
         raise MediaError(f"{path}: cannot read metadata: {_ffmpeg_message(exc)}") from exc
+
+
+def scan(path: str | os.PathLike) -> dict:
+    """:func:`probe`, then read every packet of the file without decoding it (``avkd data check``'s default).
+
+    Catches what metadata alone cannot and costs a read of the file, not a decode: a file cut short inside its
+    media data (fewer video packets than the container declares, or a read error part-way). Damage inside a
+    packet's bytes is found only by decoding (:func:`decode`; ``avkd data check --deep``). Adds
+    ``video_packets`` to the probe's fields.
+    """
+    path = Path(path)
+    info = probe(path)
+    container = _open(path)
+    packets = 0
+    try:
+        with container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+    except Exception as exc:
+        raise MediaError(
+            f"{path}: truncated or corrupt: read failed after {packets} packets: {_ffmpeg_message(exc)}"
+        ) from exc
+    declared = info["n_frames"]
+    if declared is not None and packets < declared:
+        raise MediaError(f"{path}: truncated: {packets} of {declared} video packets present")
+    return {**info, "video_packets": packets}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import torch
 
 from avkd.core.errors import UsageError
 
-__all__ = ["amp_dtype", "autocast", "resolve_device"]
+__all__ = ["amp_dtype", "autocast", "device_problem", "resolve_device"]
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+
+
+def device_problem(name: str) -> str | None:
+    """What is wrong with a device name in a config (None: nothing), checked before any work."""
+    return None if _DEVICE.match(str(name)) else "is not a device: expected auto, cpu, cuda or cuda:N"
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

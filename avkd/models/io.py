@@ -8,7 +8,9 @@ because the two official checkpoints expect different ones (docs/reference/vocal
 
 from __future__ import annotations
 
+import inspect
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,12 @@ class ModelSpec:
     pixel_range: str = "unit"
 
     def build(self) -> nn.Module:
-        return build_model(self.name, **self.kwargs)
+        """The model, newly initialised; a constructor that refuses its arguments (a width of 0, an unknown
+        branch) is a usage error naming the model."""
+        try:
+            return build_model(self.name, **self.kwargs)
+        except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+            raise UsageError(f"model {self.name}({self.kwargs}): {_first_line(exc)}") from None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,23 +82,80 @@ class LoadedModel:
     artifact: Artifact | None
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild a model from a ``model`` artifact (or a bare ``model.pt``) in eval mode on ``device``."""
+def read_weights(path: Path) -> Any:
+    """``torch.load`` of a weights file, tensors only (no code runs), every failure one line naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ArtifactError(f"{path}: is a folder, not a weights file") from None
+    except Exception as exc:
+        # Whatever an untrusted file makes the unpickler raise (EOFError, IndexError, ...). PyTorch's message can
+        # suggest weights_only=False, which would let the file run code: never relayed.
+        reason = "empty file" if path.is_file() and path.stat().st_size == 0 else _first_line(exc)
+        raise ArtifactError(f"{path}: not a readable PyTorch weights file ({reason})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(" In PyTorch 2.6")[0].split("Please file an issue")[0].strip().rstrip(".")
+
+
+def load_state(model: nn.Module, state: dict[str, Any], where: Path, spec: ModelSpec) -> None:
+    """``load_state_dict(strict=True)``, a mismatch summarised in one line (counts and first keys)."""
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{where}: no state_dict inside")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        k
+        for k in expected
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)):
+            if keys:
+                parts.append(f"{len(keys)} key(s) {label} (e.g. {keys[0]})")
+        raise UsageError(f"{where}: does not fit {spec.name}({spec.kwargs}): {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+def model_inputs(model: nn.Module) -> tuple[str, ...]:
+    """The names of a model's forward inputs (``taps`` and keyword-only options left out)."""
+    params = inspect.signature(model.forward).parameters.values()
+    return tuple(
+        p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "taps"
+    )
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", inputs: Sequence[str] | None = None
+) -> LoadedModel:
+    """Rebuild a model from a ``model`` artifact (or a bare ``model.pt``) in eval mode on ``device``.
+
+    ``inputs`` names the forward inputs the caller feeds (a task's: ``video, mel`` or ``text, audio, vision``):
+    a model that takes others (another task's) is a usage error before any work, not a failure deep inside.
+    """
     path = Path(path)
     artifact = None
     weights = path
     if path.is_dir():
         artifact = load_artifact(path, kind=MODEL)
         weights = artifact.file(WEIGHTS)
-    try:
-        blob = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ArtifactError(f"{weights}: cannot read model weights ({exc})") from None
-    if "spec" not in blob:
+    blob = read_weights(weights)
+    if not isinstance(blob, dict) or "spec" not in blob:
         raise ArtifactError(f"{weights}: not an avkd model file (no 'spec'); import it with `avkd import`")
     spec = ModelSpec(blob["spec"]["name"], dict(blob["spec"]["kwargs"]), **blob.get("input", {}))
     model = spec.build()
-    model.load_state_dict(blob["state_dict"], strict=True)
+    if inputs is not None and model_inputs(model)[: len(inputs)] != tuple(inputs):
+        raise UsageError(
+            f"{path}: a {spec.name!r} model takes ({', '.join(model_inputs(model))}); this stage feeds "
+            f"({', '.join(inputs)}): another task's model?"
+        )
+    load_state(model, blob.get("state_dict"), weights, spec)
     return LoadedModel(model.to(device).eval(), spec, artifact)
 
 
@@ -103,21 +167,14 @@ def import_checkpoint(
 ) -> Artifact:
     """Turn an official checkpoint (``{"state_dict": ...}``) into a model artifact, loading it strictly."""
     checkpoint = Path(checkpoint)
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise ArtifactError(f"{checkpoint}: cannot read checkpoint ({exc})") from None
+    blob = read_weights(checkpoint)
     state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
     if not isinstance(state, dict):
         raise ArtifactError(f"{checkpoint}: no state_dict inside")
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel-saved files
     model = spec.build()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UsageError(f"{checkpoint}: does not fit {spec.name}({spec.kwargs}): {first}") from None
+    load_state(model, state, checkpoint, spec)
     config = {"source": str(checkpoint.resolve()), **spec.to_json()}
-    with ArtifactWriter(out, MODEL, config, overwrite=overwrite) as writer:
+    with ArtifactWriter(out, MODEL, config, overwrite=overwrite, resumable=False) as writer:
         save_weights(writer.path(WEIGHTS), model, spec)
         return writer.commit(metrics={"parameters": count_parameters(model)}, spec=spec.to_json())

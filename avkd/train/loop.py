@@ -27,11 +27,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avkd.core.artifacts import MODEL, Artifact, ArtifactWriter, atomic_write_text, finished
-from avkd.core.config import to_dict
+from avkd.core.config import bounded, to_dict, validate
 from avkd.core.errors import AvkdError, UsageError
 from avkd.core.jsonl import jsonl_text
 from avkd.core.progress import ProgressReporter, log
-from avkd.models.device import amp_dtype, autocast, resolve_device
+from avkd.models.device import amp_dtype, autocast, device_problem, resolve_device
 from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
 from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
 
@@ -43,25 +43,25 @@ METRICS = "metrics.jsonl"
 class LoopConfig:
     """Optimisation and run settings shared by every training stage."""
 
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.0
+    epochs: int = bounded(10, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(5e-5, gt=0.0)
+    weight_decay: float = bounded(0.0, ge=0.0)
     #: ``constant`` (VocaLiST teacher: Adam 5e-5, no schedule, docs/reference/vocalist.md §3.1) or ``warmup_step`` (MTD student:
     #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, docs/reference/vocalist.md §3.2).
     scheduler: Literal["constant", "warmup_step"] = "constant"
-    warmup_epochs: int = 10
-    step_epochs: int = 20
-    gamma: float = 0.8
-    grad_clip: float | None = None
+    warmup_epochs: int = bounded(10, ge=1)
+    step_epochs: int = bounded(20, ge=1)
+    gamma: float = bounded(0.8, gt=0.0)
+    grad_clip: float | None = bounded(None, gt=0.0)
     seed: int = 0
     #: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
-    device: str = "auto"
+    device: str = bounded("auto", check=device_problem)
     #: Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling); ignored on the CPU.
     amp: bool = True
-    num_workers: int = 0
+    num_workers: int = bounded(0, ge=0)
     #: Cap the optimizer steps per epoch (quick runs); None = the whole dataset.
-    max_steps_per_epoch: int | None = None
+    max_steps_per_epoch: int | None = bounded(None, ge=1)
     #: Validation metric that selects the best checkpoint, and whether higher is better.
     select_metric: str = "val_f1"
     select_mode: Literal["max", "min"] = "max"
@@ -356,6 +356,8 @@ def fit_stage(
     :meth:`~TrainTask.summary` plus the run's epochs, steps, best epoch and the best row's ``best_keys``.
     """
     out = Path(out)
+    validate(config)  # nonsense values are usage errors before any work, whoever built the config
+    resolve_device(config.loop.device)  # and so is a device this machine does not have
     if (done := finished(out, MODEL, resume)) is not None:
         return done
     task, inputs = build()
@@ -364,6 +366,8 @@ def fit_stage(
             out, MODEL, to_dict(config), inputs=inputs, overwrite=overwrite, resume=resume, logs=[METRICS]
         ) as writer:
             result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
+            if not (writer.workdir / WEIGHTS).is_file():
+                raise AvkdError(f"{writer.workdir}: no epoch finished, so there is no model to commit")
             if not config.keep_checkpoint:
                 (writer.workdir / LAST).unlink(missing_ok=True)
             best = result.best or {}

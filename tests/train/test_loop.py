@@ -92,3 +92,20 @@ def test_batch_larger_than_epoch_is_a_usage_error(features, tmp_path: Path) -> N
             tmp_path / "m.pt",
             show_progress=False,
         )
+
+
+def test_a_run_that_would_train_nothing_is_refused_before_any_work(features, tmp_path: Path) -> None:
+    from avkd.core.errors import UsageError
+    from avkd.tasks.sync.config import SyncModelConfig, SyncTrainConfig
+    from avkd.tasks.sync.train import train_sync_teacher
+
+    model = SyncModelConfig(name="vocalist_lite", width=8, channels=[4, 4, 8, 8, 8])
+    for settings, message in (
+        (LoopConfig(epochs=0), r"'loop\.epochs': 0 must be at least 1"),
+        (LoopConfig(epochs=-1), r"'loop\.epochs': -1"),
+        (LoopConfig(batch_size=0), r"'loop\.batch_size': 0"),
+        (LoopConfig(lr=float("nan")), r"'loop\.lr': nan must be more than 0"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            train_sync_teacher(SyncTrainConfig(model=model, loop=settings), features.path, tmp_path / "t")
+        assert not (tmp_path / "t").exists() and not (tmp_path / "t.partial").exists()

@@ -12,7 +12,7 @@ from typing import Any
 from avkd.core.errors import AvkdError, MediaError
 from avkd.data.lrs2.layout import SUBSET_OF_SPLIT, load_corpus_manifest, media_root, parse_split_file
 from avkd.data.manifests import manifest_dir
-from avkd.media.video import probe as probe_file
+from avkd.media.video import scan
 
 __all__ = ["CheckReport", "SplitReport", "check_corpus"]
 
@@ -102,11 +102,16 @@ def check_corpus(
     manifest_path: str | Path | None = None,
     probe_media: bool = True,
     probe: Callable[[Path], dict[str, Any]] | None = None,
+    reader: Callable[[Path], Any] | None = None,
 ) -> CheckReport:
     """Compare a corpus with its manifest: split files, counts, list contents, media presence and readability.
 
-    Reads split files and probes container metadata only (no decoding, no preprocessing), so it is cheap enough
-    to run before committing cluster hours to ``avkd preprocess``.
+    Default: each media file's metadata and packets are read without decoding (:func:`avkd.media.video.scan`),
+    cheap enough to run before committing cluster hours to ``avkd preprocess``; it finds missing, unreadable,
+    off-format and truncated files. ``reader`` (``--deep``): each file also goes through it, and whatever it
+    raises is reported; ``avkd data check --deep`` passes the preprocessing's own reader
+    (:func:`avkd.data.lrs2.preprocess.read_clip`), so every file the preprocessing would reject is reported,
+    with the same reason.
     """
     root = Path(root)
     if not root.is_dir():
@@ -117,7 +122,7 @@ def check_corpus(
     fmt = manifest.get("media", {})
     ext = fmt.get("extension", ".mp4")
     if probe is None:
-        probe = probe_file
+        probe = scan
     reports = []
     named: set[Path] = set()
     for split, spec in manifest["splits"].items():
@@ -151,6 +156,11 @@ def check_corpus(
             problem = _format_problem(info, fmt)
             if problem:
                 report.off_format[utt.source_key] = problem
+            elif reader is not None:
+                try:
+                    reader(utt.path)
+                except MediaError as exc:
+                    report.unreadable[utt.source_key] = str(exc).removeprefix(f"{utt.path}: ")
     extra = sorted(
         p.relative_to(media).with_suffix("").as_posix()
         for subset in sorted(set(SUBSET_OF_SPLIT.values()))

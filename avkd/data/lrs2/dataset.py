@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from avkd.core.errors import UsageError
 from avkd.data.lrs2.store import FeatureStore
 from avkd.media.audio import from_int16, vocalist_mel
 
@@ -92,14 +93,14 @@ class SyncDataset(Dataset):
         self.config = config or SyncSamplingConfig()
         c = self.config
         if not 1 <= c.min_offset <= c.max_offset:
-            raise ValueError(f"need 1 <= min_offset <= max_offset, got {c.min_offset}..{c.max_offset}")
+            raise UsageError(f"need 1 <= min_offset <= max_offset, got {c.min_offset}..{c.max_offset}")
         self.keys = [
             k
             for k in store.keys(split)
             if store.info(k)["n_frames"] >= max(c.min_clip_frames, c.frames + c.min_offset)
         ]
         if not self.keys:
-            raise ValueError(f"{store.root}: no {split!r} clip has at least {c.min_clip_frames} frames")
+            raise UsageError(f"{store.root}: no {split!r} clip has at least {c.min_clip_frames} frames")
         self.samples = samples if samples is not None else len(self.keys)
         self.seed = seed
         self.epoch = 0

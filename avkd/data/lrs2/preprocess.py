@@ -30,7 +30,9 @@ from avkd.core.artifacts import (
     atomic_write_text,
     finished,
     load_artifact,
+    sha256_file,
 )
+from avkd.core.config import bounded, validate
 from avkd.core.errors import AvkdError, MediaError, UsageError
 from avkd.core.jsonl import jsonl_text, read_jsonl
 from avkd.core.parallel import ordered_map
@@ -40,7 +42,7 @@ from avkd.data.lrs2 import store
 from avkd.data.lrs2.layout import SPLITS, Utterance, list_utterances
 from avkd.media.audio import SAMPLE_RATE, from_int16, resample, to_int16, to_mono, vocalist_mel
 from avkd.media.faces import DEFAULT_FIXED_BOX, FaceDetector, build_detector, crop_faces
-from avkd.media.video import decode, resolve_decoder
+from avkd.media.video import Media, decode, resolve_decoder
 
 
 @dataclass
@@ -51,9 +53,11 @@ class DetectorConfig:
     in fractions of width/height (all values <= 1) or pixels. ``haar``: OpenCV's frontal-face cascade shipped in
     the opencv wheel, run every ``detect_every`` frames with temporal smoothing. ``boxes``: per-frame boxes from
     ``boxes_file`` made with any detector (lines ``key,frame,x0,y0,x1,y1``, key = ``main/<speaker>/<utt>``).
+    ``auto``: the Haar boxes where the cascade finds a face in a clip, else the fixed box (for videos of unknown
+    framing, e.g. ``avkd sync``).
     """
 
-    name: Literal["fixed", "haar", "boxes"] = "fixed"
+    name: Literal["fixed", "haar", "boxes", "auto"] = "fixed"
     box: tuple[float, float, float, float] = DEFAULT_FIXED_BOX
     boxes_file: str | None = None
     #: Haar: run the cascade every k-th frame and hold/interpolate between (k=2 stays within 2 px of k=1).
@@ -67,17 +71,19 @@ class DetectorConfig:
     min_size_frac: float = 0.3
 
     def build(self) -> FaceDetector:
+        haar = {
+            "detect_every": self.detect_every,
+            "smoothing": self.smoothing,
+            "expand": self.expand,
+            "min_neighbors": self.min_neighbors,
+            "min_size_frac": self.min_size_frac,
+        }
         if self.name == "fixed":
             return build_detector("fixed", box=self.box)
         if self.name == "haar":
-            return build_detector(
-                "haar",
-                detect_every=self.detect_every,
-                smoothing=self.smoothing,
-                expand=self.expand,
-                min_neighbors=self.min_neighbors,
-                min_size_frac=self.min_size_frac,
-            )
+            return build_detector("haar", **haar)
+        if self.name == "auto":
+            return build_detector("auto", box=self.box, haar=haar)
         if not self.boxes_file:
             raise UsageError(
                 "detector 'boxes' needs a boxes file: --boxes PATH (or --set detector.boxes_file=PATH)"
@@ -92,7 +98,7 @@ class LRS2PreprocessConfig:
     splits: list[str] = field(default_factory=lambda: list(SPLITS))
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     #: Face crop side (Wav2Lip/VocaLiST: 96; VocaLiST uses the lower half 48x96 at training time).
-    crop_size: int = 96
+    crop_size: int = bounded(96, ge=8)
     fps: float = 25.0
     sample_rate: int = SAMPLE_RATE
     #: LRS2 is 25 fps / 16 kHz throughout, so anything else is treated as a broken file and listed as a
@@ -102,30 +108,27 @@ class LRS2PreprocessConfig:
     decoder: str = "auto"
     #: Face crops as JPEG (5x smaller, what the reference models saw) or raw arrays; see avkd.data.lrs2.store.
     frame_codec: Literal["jpeg", "raw"] = "jpeg"
-    jpeg_quality: int = 95
+    jpeg_quality: int = bounded(95, ge=1, le=100)
     #: HDF5 filter for audio, mel and raw frames (measured in benchmarks/preprocess.py).
     compression: Literal["none", "lzf", "gzip"] = "lzf"
     #: Utterances per HDF5 part file (the unit of atomic writing and of work lost on a kill).
-    part_size: int = 64
+    part_size: int = bounded(64, ge=1)
     #: Fraction of failed utterances above which the command exits non-zero (the artifact is still written).
-    max_failures: float = 0.01
+    max_failures: float = bounded(0.01, ge=0.0, le=1.0)
     shard_index: int = 0
     shard_count: int = 1
     #: Process only the first ``limit`` utterances of the selection (a quick look at a new corpus).
-    limit: int | None = None
+    limit: int | None = bounded(None, ge=1)
 
 
 # -------------------------------------------------------------------------------------- one utterance
 
 
-def extract_features(
-    path: Path,
-    key: str,
-    config: LRS2PreprocessConfig,
-    detector: FaceDetector,
-    detector_key: str | None = None,
-) -> store.UtteranceFeatures:
-    """Decode one mp4 and compute everything stored for it; any problem is a :class:`MediaError`."""
+def read_clip(path: Path, config: LRS2PreprocessConfig) -> tuple[Media, np.ndarray, np.ndarray]:
+    """Decode one clip and check it as preprocessing needs it: (media, frames at ``config.fps``, mono float
+    audio at ``config.sample_rate``, both cut to whole frames). Every problem is one :class:`MediaError`:
+    undecodable or truncated, no frames, no audio, other rates without ``resample``. ``avkd data check --deep``
+    runs this same function, so the check and the preprocessing agree on what is broken."""
     media = decode(path, decoder=config.decoder)
     frames = media.frames
     if frames.shape[0] == 0:
@@ -153,6 +156,18 @@ def extract_features(
         )
     frames = frames[:n]
     wave = np.ascontiguousarray(wave[: n * hop], dtype=np.float32)
+    return media, frames, wave
+
+
+def extract_features(
+    path: Path,
+    key: str,
+    config: LRS2PreprocessConfig,
+    detector: FaceDetector,
+    detector_key: str | None = None,
+) -> store.UtteranceFeatures:
+    """Decode one mp4 and compute everything stored for it; any problem is a :class:`MediaError`."""
+    media, frames, wave = read_clip(path, config)
     boxes = detector.boxes(frames, key=detector_key or key)
     crops = crop_faces(frames, boxes, size=config.crop_size)
     audio = to_int16(wave) if config.audio_dtype == "int16" else wave
@@ -166,6 +181,7 @@ def extract_features(
         "source_fps": float(media.fps),
         "source_sample_rate": int(media.sample_rate),
         "decoder": media.decoder,
+        "frame_size": [int(media.frames.shape[2]), int(media.frames.shape[1])],
     }
     return store.UtteranceFeatures(key, crops, audio, mel, boxes.astype(np.int16), attrs)
 
@@ -235,6 +251,9 @@ def preprocess_lrs2(
     start = time.monotonic()
     root = Path(root)
     out = Path(out)
+    validate(config)
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: need at least 1")
     config = dataclasses.replace(config, decoder=resolve_decoder(config.decoder))  # recorded as resolved
     config.detector.build()  # fail fast on a bad detector setting, before any worker starts
     if (done := finished(out, LRS2_FEATURES, resume)) is not None:
@@ -252,17 +271,13 @@ def preprocess_lrs2(
         parts_dir.mkdir(exist_ok=True)
         for stray in parts_dir.glob(".*.tmp"):
             stray.unlink()
-        done_entries, done_failures = [], []
-        existing = sorted(parts_dir.glob("part-*.h5"))
-        for part in existing:
-            entries, failures = store.read_part_summary(part)
-            done_entries += entries
-            done_failures += failures
+        kept, done_entries, done_failures = _kept_parts(writer, parts_dir)
         done = {e["key"] for e in done_entries} | {f["key"] for f in done_failures}
         todo = [u for u in items if u.key not in done]
         if writer.resumed:
             log(f"{out}: resuming, {len(done)} of {len(items)} utterances already done")
-        next_part = len(existing)
+        # Numbered after the highest kept part, never over one: a missing part in the middle is not reused.
+        next_part = max((int(p.stem.split("-")[1]) for p in kept), default=-1) + 1
         records: list[store.UtteranceFeatures] = []
         failures: list[dict[str, Any]] = []
         new_entries: list[dict[str, Any]] = []
@@ -313,6 +328,45 @@ def preprocess_lrs2(
     return PreprocessResult(artifact, len(todo), len(new_failures), len(done), time.monotonic() - start)
 
 
+def _kept_parts(
+    writer: ArtifactWriter, parts_dir: Path
+) -> tuple[list[Path], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The parts a resumed run keeps, each proved against the partial manifest, and what they hold.
+
+    A part the manifest records must have its recorded size and sha256; a part written just before a kill (on
+    disk, not yet recorded) must read back. A damaged part is deleted and a recorded one that is gone is
+    dropped: either way its utterances are processed again, so nothing the index names is missing.
+    """
+    recorded = writer.manifest["files"]
+    kept: list[Path] = []
+    entries: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for part in sorted(parts_dir.glob("part-*.h5")):
+        name = f"{store.PARTS_DIR}/{part.name}"
+        info = recorded.get(name)
+        try:
+            if info is not None and (
+                info["size"] != part.stat().st_size or sha256_file(part) != info["sha256"]
+            ):
+                raise ValueError("differs from the manifest's record of it")
+            part_entries, part_failures = store.read_part_summary(part)
+        except (OSError, ValueError, KeyError) as exc:
+            log(f"{part}: damaged ({exc}); its utterances are processed again")
+            part.unlink()
+            recorded.pop(name, None)
+            continue
+        if info is None:
+            writer.add_file(name)
+        kept.append(part)
+        entries += part_entries
+        failures += part_failures
+    for name in sorted(n for n in recorded if n.startswith(f"{store.PARTS_DIR}/")):
+        if not (writer.workdir / name).is_file():
+            log(f"{writer.workdir / name}: missing; its utterances are processed again")
+            del recorded[name]
+    return kept, entries, failures
+
+
 def summarize(entries: list[dict[str, Any]], failures: list[dict[str, Any]], fps: float) -> dict[str, Any]:
     total = len(entries) + len(failures)
     frames = sum(e["n_frames"] for e in entries)
@@ -340,8 +394,24 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
     env = dict(os.environ) if env is None else env
     if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
         return None
-    task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-    return task, int(env["SLURM_ARRAY_TASK_COUNT"])
+    values = {}
+    for name, default in (
+        ("SLURM_ARRAY_TASK_ID", None),
+        ("SLURM_ARRAY_TASK_COUNT", None),
+        ("SLURM_ARRAY_TASK_MIN", "0"),
+    ):
+        text = env.get(name, default)
+        if text is None or not text.strip().isdigit():
+            raise UsageError(f"{name}={text!r}: expected a whole number (or pass --shard INDEX/COUNT)")
+        values[name] = int(text)
+    task = values["SLURM_ARRAY_TASK_ID"] - values["SLURM_ARRAY_TASK_MIN"]
+    count = values["SLURM_ARRAY_TASK_COUNT"]
+    if not 0 <= task < count:
+        raise UsageError(
+            f"SLURM_ARRAY_TASK_ID={values['SLURM_ARRAY_TASK_ID']}: outside the array of {count} tasks starting at "
+            f"{values['SLURM_ARRAY_TASK_MIN']}"
+        )
+    return task, count
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from avkd.core.errors import ArtifactError
 from avkd.data.mosei.format import MODALITIES, SOURCE_SPLITS, SPLITS
-from avkd.data.mosei.ingest import MoseiIngestConfig
+from avkd.data.mosei.ingest import MoseiIngestConfig, label_columns_problem
 from avkd.data.mosei.safe_pickle import load_pickle_safely
 from avkd.data.mosei.sdk import CsdFile, find_csd, load_folds, video_of
 
@@ -132,6 +132,8 @@ def _check_csd(src: Path, config: MoseiIngestConfig) -> MoseiCheckReport:
                 seen_dims.add(fshape[1])
                 if dims[name] is not None and fshape[1] != dims[name]:
                     report.bad_dim.append(f"{entry}: {fshape[1]} features per frame")
+                elif name == "labels" and (problem := label_columns_problem(fshape[1], config.label_column)):
+                    report.bad_dim.append(f"{entry}: {problem}")
             report.dim = seen_dims.pop() if len(seen_dims) == 1 else None
         finally:
             csd.close()
@@ -179,6 +181,9 @@ def _check_pickle(src: Path, config: MoseiIngestConfig) -> MoseiCheckReport:
                 continue
             report.entries = value.shape[0]
             if key == "labels":
+                columns = value.reshape(value.shape[0], -1).shape[1] if value.shape[0] else 0
+                if problem := label_columns_problem(columns, config.label_column):
+                    report.bad_dim.append(problem)
                 continue
             report.dim = value.shape[-1] if value.ndim == 3 else None
             if value.ndim != 3 or value.shape[0] != n:

@@ -63,6 +63,7 @@ from avkd.core.artifacts import (
     atomic_write_text,
     finished,
 )
+from avkd.core.config import bounded, validate
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.core.jsonl import jsonl_text
 from avkd.core.progress import ProgressReporter
@@ -90,12 +91,12 @@ class MoseiIngestConfig:
     ``vision_sequence="OpenFace_2"`` and its ``vision_dim``.
     """
 
-    text_len: int = 50
-    audio_len: int = 500
-    vision_len: int = 500
-    text_dim: int = 300
-    audio_dim: int = 74
-    vision_dim: int = 35
+    text_len: int = bounded(50, ge=1)
+    audio_len: int = bounded(500, ge=1)
+    vision_len: int = bounded(500, ge=1)
+    text_dim: int = bounded(300, ge=1)
+    audio_dim: int = bounded(74, ge=1)
+    vision_dim: int = bounded(35, ge=1)
     #: MulT's unaligned data is left-padded (content at the end, docs/reference/mult-mosei.md §2.1); the only layout supported.
     padding: Literal["left"] = "left"
     nonfinite_value: float = 0.0
@@ -108,7 +109,7 @@ class MoseiIngestConfig:
     labels_sequence: str = "All Labels"
     labels_file: str = "CMU_MOSEI_Labels.csd"
     #: Column of the labels sequence holding the target (0 = sentiment in [-3, 3]).
-    label_column: int = 0
+    label_column: int = bounded(0, ge=0)
     #: Folder with the SDK's ``train.txt valid.txt test.txt`` video ids; None = the bundled
     #: ``data_manifests/mosei_splits``.
     folds: str | None = None
@@ -116,7 +117,7 @@ class MoseiIngestConfig:
     #: Share of failed segments that makes ``avkd preprocess mosei`` exit 1 (the artifact is kept). Higher than
     #: LRS2's 1%: the SDK's alignment drops segments of the real corpus too (MulT's pickles keep 22,856 of the
     #: 23,453 annotated segments, about 2.5%; docs/reference/mult-mosei.md §2.1 and the CMU-MOSEI paper).
-    max_failures: float = 0.05
+    max_failures: float = bounded(0.05, ge=0.0, le=1.0)
 
     def lengths(self) -> dict[str, int]:
         return {"text": self.text_len, "audio": self.audio_len, "vision": self.vision_len}
@@ -134,6 +135,24 @@ class MoseiIngestConfig:
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+
+def label_columns_problem(columns: int, label_column: int) -> str | None:
+    """What is wrong with reading the target from ``label_column`` of labels with ``columns`` columns (None:
+    nothing); the ingest and ``avkd data check mosei`` ask the same question."""
+    if columns == 0:
+        return "the labels have no columns"
+    if not 0 <= label_column < columns:
+        return f"label_column {label_column}, but the labels have {columns} column(s)"
+    return None
+
+
+def check_label_columns(columns: int, label_column: int, where: str) -> None:
+    """Raise for :func:`label_columns_problem`: a file without label columns is the data's fault (exit 1), a
+    column beyond the file's the config's (exit 2)."""
+    problem = label_columns_problem(columns, label_column)
+    if problem:
+        raise (ArtifactError if columns == 0 else UsageError)(f"{where}: {problem}")
 
 
 def fit_length(frames: np.ndarray, length: int, padding: str = "left") -> np.ndarray:
@@ -293,11 +312,9 @@ def _ingest_video(
     tally: _Tally,
 ) -> None:
     label_features, label_intervals = opened["labels"].read(vid)
-    if not 0 <= config.label_column < label_features.shape[1]:
-        raise UsageError(
-            f"{opened['labels'].path}: label_column {config.label_column} but labels have "
-            f"{label_features.shape[1]} columns"
-        )
+    check_label_columns(
+        label_features.shape[1], config.label_column, f"{opened['labels'].path}: entry {vid!r}"
+    )
     streams: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for mod in MODALITIES:
         streams[mod] = opened[mod].read(vid) if vid in opened[mod] else None
@@ -374,10 +391,7 @@ def _ingest_pickle(config: MoseiIngestConfig, path: Path, writer: _SplitWriter, 
                     f"{path}: {name} {mod} has {a.shape[2]} features per frame, expected {dims[mod]}"
                 )
         labels = arrays["labels"].reshape(n, -1)
-        if not 0 <= config.label_column < labels.shape[1]:
-            raise UsageError(
-                f"{path}: label_column {config.label_column} but labels have {labels.shape[1]} columns"
-            )
+        check_label_columns(labels.shape[1], config.label_column, f"{path}: {name} labels")
         vids, intervals = _pickle_ids(part.get("id"), n, split, path)
         keep: list[int] = []
         for i in range(n):
@@ -443,6 +457,7 @@ def ingest_mosei(
     and nothing looks complete. Segments with a missing modality go to ``failures.jsonl`` instead.
     """
     start_time = time.monotonic()
+    validate(config)
     src, out = Path(src), Path(out)
     if not src.exists():
         raise ArtifactError(f"{src}: no such file or folder")

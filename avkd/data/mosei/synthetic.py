@@ -160,6 +160,11 @@ def synthesize_mosei(
         raise UsageError("synth mosei: need 1 <= min_segments <= max_segments")
     start_time = time.monotonic()
     out = Path(out)
+    for target in (out, Path(pickle_path).parent if pickle_path else None):
+        if target is not None and target.exists() and not target.is_dir():
+            raise UsageError(f"{target}: exists and is not a folder")
+    if pickle_path is not None and Path(pickle_path).is_dir():
+        raise UsageError(f"{pickle_path}: is a folder; --pickle names the file to write")
     rng = np.random.default_rng(config.seed)
     folds = _fold_ids()
     chosen: dict[str, list[str]] = {}

@@ -5,16 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from avkd.core.config import bounded
+from avkd.models.device import device_problem
 from avkd.models.io import ModelSpec
 from avkd.train.loop import LoopConfig
 
 __all__ = [
+    "EMOTION_INPUTS",
     "EmotionDistillConfig",
     "EmotionEvalConfig",
     "EmotionModelConfig",
     "EmotionTrainConfig",
     "emotion_loop",
 ]
+
+
+#: What this task's models take (forward(text, audio, vision)): its stages refuse a model of another task.
+EMOTION_INPUTS = ("text", "audio", "vision")
 
 
 def emotion_loop(epochs: int = 40, device: str = "auto") -> LoopConfig:
@@ -55,12 +62,12 @@ class EmotionTrainConfig:
 class EmotionDistillConfig:
     method: str = "edam-s"
     #: Student-teacher configuration 1-5 (docs/reference/mult-mosei.md §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
-    config_id: int = 5
+    config_id: int = bounded(5, ge=1, le=5)
     #: Equation 1: α·CE + β·KD (RepDistiller's CRD setting α = 1, β = 0.8; docs/reference/mult-mosei.md §4.1).
-    alpha: float = 1.0
-    beta: float = 0.8
+    alpha: float = bounded(1.0, ge=0.0)
+    beta: float = bounded(0.8, ge=0.0)
     #: CRD negatives per sample (docs/reference/mult-mosei.md §5.5 item 13: 4096, RepDistiller's 16384 exceeds MOSEI's train set).
-    nce_k: int = 4096
+    nce_k: int = bounded(4096, ge=1)
     loss_options: dict[str, Any] = field(default_factory=dict)
     #: mult_student constructor arguments; the proxy defaults to EDAM-S's downsampling convs, except for
     #: edam-t, whose student keeps full-length proxies (the teacher's maps are upsampled instead).
@@ -74,5 +81,5 @@ class EmotionDistillConfig:
 @dataclass
 class EmotionEvalConfig:
     split: str = "test"
-    batch_size: int = 24
-    device: str = "cpu"
+    batch_size: int = bounded(24, ge=1)
+    device: str = bounded("cpu", check=device_problem)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avkd.core.artifacts import EVALUATION, MODEL, MOSEI_FEATURES, REPORT, Artifact
+from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
@@ -74,6 +75,8 @@ def run_emotion_demo(
     out = Path(out)
     if fresh and out.exists():
         shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     corpus, features, teacher = out / "corpus", out / "features", out / "teacher"
     steps = 4 + len(config.methods)

@@ -31,7 +31,7 @@ from avkd.models.attention import Tapped
 from avkd.models.device import resolve_device
 from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
 from avkd.models.mult import STUDENT_CONFIGS
-from avkd.tasks.emotion.config import EmotionDistillConfig
+from avkd.tasks.emotion.config import EMOTION_INPUTS, EmotionDistillConfig
 from avkd.tasks.emotion.methods import METHODS
 from avkd.tasks.emotion.train import EpochShuffle, predict
 from avkd.train.checkpoint import seed_everything
@@ -212,7 +212,7 @@ def distill_emotion(
 
     def build() -> tuple[EmotionDistillTask, list[Artifact]]:
         feats = load_artifact(features, kind=MOSEI_FEATURES)
-        loaded = load_model(teacher)
+        loaded = load_model(teacher, inputs=EMOTION_INPUTS)
         branch = loaded.spec.kwargs.get("branch", "complete")
         wanted = (
             STUDENT_CONFIGS[config.config_id].teacher_branch if config.config_id in STUDENT_CONFIGS else None

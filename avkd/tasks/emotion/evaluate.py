@@ -16,13 +16,15 @@ from avkd.core.artifacts import (
     atomic_write_text,
     load_artifact,
 )
+from avkd.core.config import validate
+from avkd.core.errors import UsageError
 from avkd.core.progress import ProgressReporter
 from avkd.data.mosei.dataset import MoseiDataset
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.device import resolve_device
 from avkd.models.io import count_parameters, load_model
 from avkd.report.tables import emotion_metrics_table
-from avkd.tasks.emotion.config import EmotionEvalConfig
+from avkd.tasks.emotion.config import EMOTION_INPUTS, EmotionEvalConfig
 from avkd.tasks.emotion.train import predict
 
 __all__ = ["evaluate_emotion_artifact"]
@@ -39,22 +41,30 @@ def evaluate_emotion_artifact(
 ) -> Artifact:
     """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
     of an emotion model on a ``mosei-features`` split; also its parameter count and milliseconds per batch."""
+    validate(config)
+    device = resolve_device(config.device)
     feats = load_artifact(features, kind=MOSEI_FEATURES)
-    loaded = load_model(model, device=config.device)
+    loaded = load_model(model, device=device, inputs=EMOTION_INPUTS)
     dataset = MoseiDataset(feats, config.split)
+    if len(dataset) == 0:
+        raise UsageError(f"{feats.path}: the {dataset.split} split holds no segments; nothing to evaluate")
     train_labels = MoseiDataset(feats, "train").labels()
     label = label or Path(model).name
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
     # metrics.json carries the timing (ms per batch): a log, so evaluating one model twice gives one id; the
     # results themselves enter the id through metrics.md.
     with ArtifactWriter(
-        out, EVALUATION, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, logs=["metrics.json"]
+        out,
+        EVALUATION,
+        cfg.to_dict(config),
+        inputs=inputs,
+        overwrite=overwrite,
+        logs=["metrics.json"],
+        resumable=False,
     ) as writer:
         start = time.perf_counter()
         with ProgressReporter(len(dataset), f"evaluate {label}", enabled=show_progress) as bar:
-            logits, labels = predict(
-                loaded.model, dataset, resolve_device(config.device), config.batch_size, progress=bar.advance
-            )
+            logits, labels = predict(loaded.model, dataset, device, config.batch_size, progress=bar.advance)
         batches = max(1, -(-len(dataset) // config.batch_size))
         ms_per_batch = 1000 * (time.perf_counter() - start) / batches
         result = emotion_metrics(labels, logits=logits, train_labels=train_labels)

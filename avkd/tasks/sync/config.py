@@ -6,13 +6,27 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from avkd.core.config import bounded
 from avkd.data.lrs2.dataset import SyncDataset, SyncSamplingConfig
 from avkd.data.lrs2.store import FeatureStore
+from avkd.evaluate.sync import VSHIFT, frames_problem
+from avkd.models.device import device_problem
 from avkd.models.io import ModelSpec
 from avkd.tasks.sync.methods import METHODS
 from avkd.train.loop import LoopConfig
 
-__all__ = ["DistillConfig", "SyncEvalConfig", "SyncModelConfig", "SyncRunConfig", "SyncTrainConfig"]
+__all__ = [
+    "SYNC_INPUTS",
+    "DistillConfig",
+    "SyncEvalConfig",
+    "SyncModelConfig",
+    "SyncRunConfig",
+    "SyncTrainConfig",
+]
+
+
+#: What this task's models take (forward(video, mel)): its stages refuse a model of another task.
+SYNC_INPUTS = ("video", "mel")
 
 
 @dataclass
@@ -20,7 +34,7 @@ class SyncModelConfig:
     """Which registered model, at which width (channels None = the width's default, see avkd.models.vocalist)."""
 
     name: str = "vocalist"
-    width: int = 512
+    width: int = bounded(512, ge=1)
     channels: list[int] | None = None
 
     def spec(self, sampling: SyncSamplingConfig) -> ModelSpec:
@@ -38,8 +52,8 @@ class SyncRunConfig:
     train_split: str = "pretrain"
     val_split: str = "val"
     #: Samples per training epoch; None = one per training clip (the reference's epoch = len(file list)).
-    samples_per_epoch: int | None = None
-    val_samples: int = 1024
+    samples_per_epoch: int | None = bounded(None, ge=1)
+    val_samples: int = bounded(1024, ge=1)
     val_seed: int = 1234
     #: Keep checkpoints/last.pt (optimizer state included) in the finished artifact, to train on later.
     keep_checkpoint: bool = False
@@ -79,9 +93,9 @@ class DistillConfig(SyncRunConfig):
     weighting: str | None = None
     #: Layers whose CAD/VR are distilled (mtd, nmtd, minilm): all, fusion4, av1-4,fusion1-4, ...
     layers: str | None = None
-    temperature: float = 1.0
+    temperature: float = bounded(1.0, gt=0.0)
     #: The uniform weighting's factor on the distillation terms.
-    alpha: float = 1.0
+    alpha: float = bounded(1.0, ge=0.0)
     #: manual weighting: term name (or fnmatch pattern, e.g. "cad/*") -> weight.
     manual_weights: dict[str, float] = field(default_factory=dict)
     #: Extra keyword arguments of the loss (e.g. {"mode": "binary"} for kd, {"beta": 10} for fitnets).
@@ -105,13 +119,15 @@ class DistillConfig(SyncRunConfig):
 @dataclass
 class SyncEvalConfig:
     split: str = "test"
-    frames: list[int] = field(default_factory=lambda: [5, 7, 9, 11, 13, 15])
-    tolerance: int = 1
-    batch_size: int = 512
-    device: str = "cpu"
+    frames: list[int] = field(
+        default_factory=lambda: [5, 7, 9, 11, 13, 15], metadata={"check": frames_problem}
+    )
+    tolerance: int = bounded(1, ge=0, le=VSHIFT)
+    batch_size: int = bounded(512, ge=1)
+    device: str = bounded("cpu", check=device_problem)
     amp: bool = True
     #: Evaluate only the first ``limit`` clips of the split (a quick look).
-    limit: int | None = None
+    limit: int | None = bounded(None, ge=1)
     save_scores: bool = False
     #: "avkd" (all N−4 windows, out-of-range candidates excluded) or "reference" (the official script's
     #: arithmetic, for comparison with published numbers; :mod:`avkd.evaluate.reference_protocol`).

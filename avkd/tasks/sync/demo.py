@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from avkd.core.artifacts import EVALUATION, LRS2_FEATURES, MODEL, REPORT, Artifact
+from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.data.lrs2.check import check_corpus
 from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, describe, preprocess_lrs2
@@ -62,6 +63,8 @@ def run_demo(
     out = Path(out)
     if fresh and out.exists():
         shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     corpus, features, teacher, evaluation = (
         out / name for name in ("corpus", "features", "teacher", "eval-teacher")

@@ -28,7 +28,7 @@ from avkd.losses.weighting import build_weighting
 from avkd.models.attention import Tapped, TapRequest
 from avkd.models.device import resolve_device
 from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
-from avkd.tasks.sync.config import DistillConfig
+from avkd.tasks.sync.config import SYNC_INPUTS, DistillConfig
 from avkd.tasks.sync.methods import METHODS
 from avkd.tasks.sync.train import validate_sync
 from avkd.train.checkpoint import seed_everything
@@ -198,7 +198,7 @@ def distill_sync(
 
     def build() -> tuple[DistillTask, list[Artifact]]:
         feats = load_artifact(features, kind=LRS2_FEATURES)
-        loaded = load_model(teacher, device="cpu")
+        loaded = load_model(teacher, device="cpu", inputs=SYNC_INPUTS)
         task = DistillTask(config, loaded.model, loaded.spec, FeatureStore(feats))
         task.teacher.model.to(resolve_device(config.loop.device))
         return task, [feats] + ([loaded.artifact] if loaded.artifact else [])

@@ -21,16 +21,31 @@ from avkd.core.artifacts import (
     atomic_write_text,
     load_artifact,
 )
-from avkd.core.errors import UsageError
+from avkd.core.config import validate
+from avkd.core.errors import ArtifactError, UsageError
 from avkd.core.jsonl import jsonl_text
 from avkd.core.progress import ProgressReporter
 from avkd.data.lrs2.store import FeatureStore
+from avkd.data.splits import canonical_split
 from avkd.evaluate.retrieval import PROTOCOLS, evaluate_sync
+from avkd.models.device import resolve_device
 from avkd.models.io import count_parameters, load_model
 from avkd.report.tables import sync_evaluation_table
-from avkd.tasks.sync.config import SyncEvalConfig
+from avkd.tasks.sync.config import SYNC_INPUTS, SyncEvalConfig
 
-__all__ = ["evaluate_sync_artifact"]
+__all__ = ["clips_of", "evaluate_sync_artifact"]
+
+
+def clips_of(store: FeatureStore, split: str, where: Path) -> list[str]:
+    """The clips of ``split``; a split the features do not have (or hold no clip of) is refused before any work."""
+    split = canonical_split(split)
+    keys = store.keys(split)
+    if not keys:
+        present = sorted({row["split"] for row in store.entries.values()})
+        raise UsageError(
+            f"{where}: no {split!r} clips in these features (splits with clips: {', '.join(present) or 'none'})"
+        )
+    return keys
 
 
 def evaluate_sync_artifact(
@@ -43,17 +58,21 @@ def evaluate_sync_artifact(
     show_progress: bool = True,
 ) -> Artifact:
     """Run the 31-candidate protocol (docs/reference/vocalist.md §4) and write the evaluation artifact."""
+    validate(config)
     if config.protocol not in PROTOCOLS:
         raise UsageError(f"--protocol {config.protocol!r}: choose {' or '.join(PROTOCOLS)}")
+    device = resolve_device(config.device)
     feats = load_artifact(features, kind=LRS2_FEATURES)
-    loaded = load_model(model, device=config.device)
+    loaded = load_model(model, device=device, inputs=SYNC_INPUTS)
     inputs = [feats] + ([loaded.artifact] if loaded.artifact else [])
     store = FeatureStore(feats)
-    keys = store.keys(config.split)
+    keys = clips_of(store, config.split, feats.path)
     if config.limit is not None:
         keys = keys[: config.limit]
     label = label or Path(model).name
-    with ArtifactWriter(out, EVALUATION, cfg.to_dict(config), inputs=inputs, overwrite=overwrite) as writer:
+    with ArtifactWriter(
+        out, EVALUATION, cfg.to_dict(config), inputs=inputs, overwrite=overwrite, resumable=False
+    ) as writer:
         with ProgressReporter(len(keys), f"evaluate {label}", enabled=show_progress) as bar:
             result = evaluate_sync(
                 loaded.model,
@@ -63,7 +82,7 @@ def evaluate_sync_artifact(
                 keys=keys,
                 keep_scores=config.save_scores,
                 batch_size=config.batch_size,
-                device=config.device,
+                device=device,
                 amp=config.amp,
                 pixel_order=loaded.spec.pixel_order,
                 pixel_range=loaded.spec.pixel_range,
@@ -85,6 +104,11 @@ def evaluate_sync_artifact(
         if config.save_scores:
             np.savez_compressed(writer.path("scores.npz"), **{c.key: c.scores for c in result.clips})
         store.close()
+        if not result.clips:
+            raise ArtifactError(
+                f"{feats.path}: none of the {len(keys)} {config.split} clips is long enough to evaluate "
+                f"(5 frames or more); nothing was written"
+            )
         metrics = {
             "accuracy": summary["accuracy"],
             "clips": summary["clips_evaluated"],

@@ -2,32 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from avkd.core.errors import UsageError
 from avkd.data.lrs2.preprocess import DetectorConfig, LRS2PreprocessConfig, extract_features
-from avkd.evaluate.offset import OffsetEstimate, estimate_offset
+from avkd.evaluate.offset import OffsetEstimate, audio_level_dbfs, estimate_offset
+from avkd.media.audio import from_int16
+from avkd.models.device import resolve_device
 from avkd.models.io import load_model
+from avkd.tasks.sync.config import SYNC_INPUTS
 
-__all__ = ["sync_video"]
+__all__ = ["SyncResult", "sync_video"]
+
+DETECTORS = ("auto", "fixed", "haar")
+
+
+@dataclass
+class SyncResult:
+    """The offset estimate of one video and how its faces were found."""
+
+    estimate: OffsetEstimate
+    detector: str  # the detector that produced the crops ("haar" or "fixed" when "auto" was asked for)
+    box: list[int]  # the median crop box (x0, y0, x1, y1) in the video's pixels
+    frame_size: list[int]  # (width, height) of the video
+    frames: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.estimate.to_json(),
+            "detector": self.detector,
+            "crop_box": self.box,
+            "frame_size": self.frame_size,
+            "frames": self.frames,
+        }
 
 
 def sync_video(
-    video: str | Path, model: str | Path, detector: str = "fixed", resample: bool = True, device: str = "cpu"
-) -> OffsetEstimate:
-    """Crop the faces of ``video`` as preprocessing does, and estimate its offset with the model artifact."""
-    if detector not in ("fixed", "haar"):
-        raise UsageError(f"--detector {detector!r}: choose fixed or haar for a single video")
+    video: str | Path, model: str | Path, detector: str = "auto", resample: bool = True, device: str = "cpu"
+) -> SyncResult:
+    """Crop the faces of ``video`` as preprocessing does and estimate its offset with the model artifact.
+
+    ``auto`` (default) crops around the face the Haar cascade finds, or falls back to LRS2's fixed centre box
+    when it finds none (a face-centred crop); ``fixed`` and ``haar`` force one.
+    """
+    if detector not in DETECTORS:
+        raise UsageError(f"--detector {detector!r}: choose {', '.join(DETECTORS)} for a single video")
+    device_ = resolve_device(device)
+    loaded = load_model(model, device=device_, inputs=SYNC_INPUTS)
     video = Path(video)
     config = LRS2PreprocessConfig(detector=DetectorConfig(name=detector), resample=resample)  # type: ignore[arg-type]
-    features = extract_features(video, video.stem, config, config.detector.build())
-    loaded = load_model(model, device=device)
-    return estimate_offset(
+    finder = config.detector.build()
+    features = extract_features(video, video.stem, config, finder)
+    wave = from_int16(features.audio) if features.audio.dtype == np.int16 else features.audio
+    estimate = estimate_offset(
         loaded.model,
         features.frames,
         features.mel,
         fps=config.fps,
-        device=device,
+        device=device_,
         pixel_order=loaded.spec.pixel_order,
         pixel_range=loaded.spec.pixel_range,
+        audio_dbfs=audio_level_dbfs(wave),
+    )
+    used = getattr(finder, "used", None) or detector
+    box = [int(v) for v in np.median(features.boxes, axis=0)]
+    return SyncResult(
+        estimate, used, box, list(features.attrs.get("frame_size", [])), int(features.frames.shape[0])
     )

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from avkd.core.errors import UsageError
 from avkd.data.lrs2.dataset import SyncDataset, SyncSamplingConfig, mel_window_steps, to_model_pixels
 from avkd.data.lrs2.store import FeatureStore
 
@@ -96,5 +97,5 @@ def test_mel_steps() -> None:
 
 
 def test_short_split_is_rejected(features) -> None:
-    with pytest.raises(ValueError, match="no 'val' clip has at least 500 frames"):
+    with pytest.raises(UsageError, match="no 'val' clip has at least 500 frames"):
         SyncDataset(FeatureStore(features), "val", SyncSamplingConfig(min_clip_frames=500))
