@@ -162,9 +162,31 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
         raise ConfigError(f"config key {prefix + unknown[0]!r} is unknown; known keys here: {known}")
     kwargs = {}
     for name, value in data.items():
+        default = _default_of(fields[name])
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            # A section given in part keeps the rest of *this field's* default (its default_factory, e.g. the
+            # student's warm-up schedule), not the section class's own defaults.
+            value = _merged(to_dict(default), value)
         kwargs[name] = _coerce(value, hints[name], prefix + name)
     # Sections absent from the data still get their nested defaults through default_factory.
     return cls(**kwargs)
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` laid over it, section by section."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

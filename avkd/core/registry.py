@@ -22,6 +22,7 @@ a config or command-line mistake, named with the registry's choices.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,19 @@ def _qualified(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Whether ``new`` is ``old`` registered again (a module reload), not another entry under a taken name:
+    callables and classes by their qualified names, values that compare (methods, dicts) by their values, other
+    objects (task instances) by their class."""
+    if old is new:
+        return True
+    if callable(old) or callable(new):
+        return callable(old) and callable(new) and _qualified(old) == _qualified(new)
+    if dataclasses.is_dataclass(old) or type(old).__eq__ is not object.__eq__:
+        return bool(old == new)
+    return _qualified(type(old)) == _qualified(type(new))
+
+
 class Registry(Generic[T]):
     """Names → entries of one kind (``what``: "model", "loss", ...), with aliases."""
 
@@ -53,9 +67,11 @@ class Registry(Generic[T]):
 
     # ------------------------------------------------------------------------------------------- registering
     def _add(self, key: str, entry: Any, aliases: Iterable[str]) -> None:
+        if key in self._aliases:
+            raise ValueError(f"{self.what} name {key!r} is already an alias of {self._aliases[key]!r}")
         old = self._entries.get(key)
         # Re-registering the same entrypoint (a module reload) replaces it; another one under a taken name is a bug.
-        if old is not None and _qualified(old) != _qualified(entry):
+        if old is not None and not _same(old, entry):
             raise ValueError(f"{self.what} name {key!r} is already registered by {_qualified(old)}")
         self._entries[key] = entry
         for alias in aliases:

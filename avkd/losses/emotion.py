@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avkd.core.errors import UsageError
-from avkd.losses.base import DistillLoss, full_precision, register_loss
+from avkd.losses.base import DistillLoss, full_precision, register_loss, teacher_tensor
 from avkd.models.attention import Tapped
 from avkd.models.mult import MOSEI_LENGTHS, STUDENT_CONFIGS
 
@@ -302,7 +302,7 @@ class CRDLoss(DistillLoss):
     def _feature(self, out: Tapped, unit: tuple[str, int], teacher: bool) -> Tensor:
         get = self.teacher_tap if teacher else self.student_tap
         if self.site == "final":
-            return (out.logits.detach() if teacher else out.logits).float()
+            return (teacher_tensor(out.logits) if teacher else out.logits).float()
         if self.site == "penultimate":
             return get(out, "hidden").float()  # type: ignore[arg-type]
         blk, i = unit

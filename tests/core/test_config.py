@@ -91,12 +91,6 @@ def test_a_section_left_alone_keeps_its_default_factory() -> None:
     assert cfg.resolve_config(Recipe, None, ["workers=2"]).inner == Inner(name="haar", path="/models")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="avkd bug: from_dict builds a partly given section from its class's defaults, dropping the field's "
-    "default_factory values (e.g. `avkd distill --epochs 3` loses the warmup_step schedule and batch 128, "
-    "`avkd train teacher --task mosei --epochs 1` MulT's lr 1e-3, grad clip 0.8 and val_acc7 selection)",
-)
 def test_a_partly_given_section_keeps_its_default_factory() -> None:
     c = cfg.resolve_config(Recipe, None, ["inner.box=[0, 0, 1, 1]"])
     assert c.inner == Inner(name="haar", box=(0.0, 0.0, 1.0, 1.0), path="/models")

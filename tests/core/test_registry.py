@@ -78,11 +78,6 @@ def test_a_taken_alias_raises() -> None:
     assert things.canonical("s") == "small"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="avkd bug: Registry._add checks a new name against the names but not the aliases, so registering "
-    "an entry under an existing alias silently shadows the alias",
-)
 def test_a_name_that_is_already_an_alias_raises() -> None:
     things: Registry = Registry("thing")
     things.register(small, aliases=("big",))
@@ -149,12 +144,6 @@ def test_register_object() -> None:
         things.register_object("other", [1], aliases=("c",))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="avkd bug: Registry compares entries by module + qualified class name, so two different objects of "
-    "one type (two Methods, two dicts) under one name are taken for a re-registration and the second silently "
-    "replaces the first",
-)
 def test_another_object_under_a_taken_name_raises() -> None:
     things: Registry = Registry("thing")
     things.register_object("cfg", {"k": 1})

@@ -156,23 +156,10 @@ def test_aliases_build_the_canonical_loss() -> None:
         assert type(via_alias) is type(direct) and via_alias.term_names() == direct.term_names()
 
 
-#: (loss, case id, teacher mode) -> why it fails; each is an avkd bug (xfail strict: fixing it makes this fail).
-KNOWN_BUGS = {
-    ("crd", "final", "inference_mode"): "avkd bug: CRDLoss reads the teacher's logits (site 'final') with "
-    ".detach() instead of teacher_tensor(), so a teacher run under torch.inference_mode() gives an inference "
-    "tensor that the embedding head cannot save for backward (avkd/losses/base.py promises both modes work)",
-}
-
-
 @pytest.mark.parametrize("teacher_mode", ["inference_mode", "autograd"])
 @pytest.mark.parametrize(("name", "case"), _params())
-def test_terms_taps_and_gradients(
-    name: str, case: Case | None, teacher_mode: str, request: pytest.FixtureRequest
-) -> None:
+def test_terms_taps_and_gradients(name: str, case: Case | None, teacher_mode: str) -> None:
     case = _require(name, case)
-    bug = KNOWN_BUGS.get((name, case.id, teacher_mode))
-    if bug:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     pair = case.pair()
     loss = build_loss(name, **case.kwargs)
     loss.setup(student=pair.student, teacher=pair.teacher)

@@ -105,6 +105,10 @@ class EmotionDistillTask:
                 **config.loss_options,
             }
             if method.loss == "crd":
+                # The memory bank has one row per training sample; the attention sites' heads are sized from
+                # the sequence lengths of these features (not MulT's 50/500/500 unless ingested so).
+                lengths = tuple(int(features.config[f"{m}_len"]) for m in ("text", "audio", "vision"))
+                options.setdefault("seq_lengths", lengths)
                 options.update(n_data=len(train), nce_k=min(config.nce_k, len(train) - 1))
             self.loss_fn = build_loss(method.loss, **options)
             self.loss_fn.setup(student=self.student, teacher=self.teacher)

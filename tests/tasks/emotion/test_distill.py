@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from avkd.core.errors import UsageError
 from avkd.core.jsonl import read_jsonl
 from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 from avkd.models.io import load_model
-from avkd.tasks.emotion.config import EmotionDistillConfig, EmotionModelConfig, EmotionTrainConfig
+from avkd.tasks.emotion.config import (
+    EmotionDistillConfig,
+    EmotionModelConfig,
+    EmotionTrainConfig,
+    emotion_loop,
+)
 from avkd.tasks.emotion.distill import EmotionDistillTask, distill_emotion
 from avkd.tasks.emotion.methods import METHODS
 from avkd.tasks.emotion.train import train_emotion_teacher
@@ -53,11 +59,7 @@ def lengths(features: Path) -> tuple[int, int, int]:
 
 
 def method_config(method: str, features: Path) -> EmotionDistillConfig:
-    # crd-attention sizes its heads from the loss's seq_lengths (default MulT's 50/500/500), not from the
-    # features: say the lengths (test_crd_attention_sizes_its_heads_from_the_features shows the bug).
-    if method == "crd-attention":
-        return small(method, loss_options={"seq_lengths": lengths(features)})
-    return small(method)
+    return small(method)  # crd-attention sizes its heads from the features' lengths by itself
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -77,13 +79,6 @@ def test_every_method(method: str, mosei, tmp_path: Path) -> None:
     assert loaded.model(None, None, torch.zeros(2, t_v, 35)).shape == (2, 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="avkd bug: EmotionDistillTask does not pass the features' sequence lengths to CRD, whose "
-    "attention-site heads are then sized for 50/500/500 and fail with a raw RuntimeError (shape mismatch) "
-    "on features ingested at other lengths",
-)
 def test_crd_attention_sizes_its_heads_from_the_features(mosei, tmp_path: Path) -> None:
     feats, teacher = mosei
     distill_emotion(small("crd-attention"), teacher, feats, tmp_path / "s", show_progress=False)
@@ -126,8 +121,13 @@ def test_cli(mosei, tmp_path: Path, capsys) -> None:
     args += ["--set", "loop.max_steps_per_epoch=2", "--set", "loop.select_metric=val_acc7"]
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
-    # The flags make the same run as the library call with the same settings: the same artifact id.
-    api = distill_emotion(small("crd-penultimate"), teacher, feats, tmp_path / "api", show_progress=False)
+    # The flags make the same run as the library call with the same settings: the same artifact id. The loop
+    # flags change only what they name: the rest of the loop is the task's recipe (MulT's lr 1e-3, clip 0.8).
+    config = small("crd-penultimate")
+    config.loop = dataclasses.replace(
+        emotion_loop(), epochs=1, batch_size=8, device="cpu", max_steps_per_epoch=2
+    )
+    api = distill_emotion(config, teacher, feats, tmp_path / "api", show_progress=False)
     assert printed["id"] == load_artifact(tmp_path / "s").id == api.id
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
 import torch
 
 from avkd.core.artifacts import load_artifact
@@ -59,12 +58,6 @@ def test_video_branch(mosei_features: Path, tmp_path: Path) -> None:
     assert ran == {"v_with_l", "v_with_a", "v_mem"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="avkd bug (avkd/core/config.py from_dict): a loop flag such as --epochs rebuilds `loop` from "
-    "LoopConfig's defaults, so the CLI trains the emotion teacher with lr 5e-5, no gradient clipping and "
-    "val_f1 selection instead of MulT's recipe (emotion_loop: lr 1e-3, clip 0.8, val_acc7)",
-)
 def test_a_loop_flag_keeps_the_mult_recipe() -> None:
     # What `avkd train teacher --task mosei --epochs 1` resolves (the flags are dotted config keys).
     loop = resolve_config(EmotionTrainConfig, None, ["loop.epochs=1"]).loop
