@@ -265,6 +265,11 @@ def preprocess_lrs2(
     items = select_shard(corpus, config.shard_index, config.shard_count)
     if config.limit is not None:
         items = items[: config.limit]
+    if not items:
+        raise UsageError(
+            f"{root}: no utterance selected (splits {', '.join(config.splits)}, shard {config.shard_index} of "
+            f"{config.shard_count}); nothing to preprocess"
+        )
     resolved = cfg.to_dict(config)
     with ArtifactWriter(out, LRS2_FEATURES, resolved, overwrite=overwrite, resume=resume) as writer:
         parts_dir = writer.path(store.PARTS_DIR)

@@ -479,6 +479,11 @@ def ingest_mosei(
             h5.attrs["config"] = json.dumps(resolved)
         atomic_write_text(writer.path(FAILURES), jsonl_text(tally.failures))
         metrics = tally.metrics()
+        if metrics["segments"] == 0:
+            raise ArtifactError(
+                f"{src}: no segment could be ingested ({metrics['failures']} failed; reasons in "
+                f"{writer.workdir / FAILURES})"
+            )
         metrics["seconds"] = round(time.monotonic() - start_time, 3)
         artifact = writer.commit(metrics=metrics)
     return artifact
