@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 
 from avkd.media.encode import write_mp4
@@ -20,3 +21,14 @@ def marker_clip(
     t = np.arange(hop // 2) / sample_rate
     audio[event * hop : event * hop + hop // 2] = 0.8 * np.sin(2 * np.pi * 1000 * t)
     write_mp4(path, frames, fps, audio, sample_rate)
+
+
+def remux_faststart(src: Path, dst: Path) -> None:
+    """The same streams with the index (moov) before the data, as web-ready mp4 files are."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)

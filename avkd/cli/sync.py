@@ -39,6 +39,7 @@ def sync(
     )
     typer.echo(
         f"  {estimate.windows} windows x {sum(1 for n in estimate.support if n)} offsets = {estimate.candidates} "
-        f"candidates scored; faces by {result.detector}, crop {result.box} in a "
+        f"candidates scored; crop by {result.detector}"
+        f"{' (' + result.detector_reason + ')' if result.detector_reason else ''}, {result.box} in a "
         f"{'x'.join(map(str, result.frame_size)) or '?'} frame"
     )

@@ -476,17 +476,23 @@ class BoxesFileDetector:
 
 @dataclass
 class AutoDetector:
-    """``auto``: the Haar cascade's boxes where it finds a face in the clip, else the fixed centre box.
+    """``auto``: crop where the face is, but crop a face-centred clip the way LRS2's clips were cropped.
 
-    For a single video of unknown framing (``avkd sync``): an in-the-wild video gets cropped around the face,
-    and a face-centred crop on which the cascade finds nothing keeps LRS2's fixed box. Which one was used for
-    the last clip is :attr:`used` (``"haar"`` or ``"fixed"``), so a caller can say so.
+    For a single video of unknown framing (``avkd sync``). The Haar cascade looks for the face; when it finds
+    none, or finds it filling the centre of the frame (the frame is already a face crop, as LRS2's are: its median
+    box's centre within ``centred`` of the frame's, as a fraction of the frame, and its smaller side at least
+    ``min_fill`` of the frame's), the fixed box is used, so a model trained on LRS2-style crops sees the crop it
+    was trained on; otherwise the Haar boxes. :attr:`used` (``"haar"`` or ``"fixed"``) and :attr:`reason` say
+    which, for the last clip.
     """
 
     box: tuple[float, float, float, float] = DEFAULT_FIXED_BOX
     haar: dict[str, Any] = field(default_factory=dict)
+    centred: float = 0.15
+    min_fill: float = 0.5
     name: ClassVar[str] = "auto"
     used: str | None = field(default=None, init=False, compare=False)
+    reason: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
         self._haar = HaarDetector(**self.haar)
@@ -499,10 +505,18 @@ class AutoDetector:
         try:
             boxes = self._haar.boxes(frames, key)
         except MediaError:  # no face anywhere in the clip
-            self.used = "fixed"
-            return self._fixed.boxes(frames, key)
-        self.used = "haar"
+            return self._use_fixed(frames, key, "no face found")
+        height, width = frames.shape[1:3]
+        x0, y0, x1, y1 = np.median(boxes, axis=0)
+        off = max(abs((x0 + x1) / 2 - width / 2) / width, abs((y0 + y1) / 2 - height / 2) / height)
+        if off <= self.centred and min(x1 - x0, y1 - y0) >= self.min_fill * min(width, height):
+            return self._use_fixed(frames, key, "the face fills the centre of the frame (a face crop)")
+        self.used, self.reason = "haar", "face found off-centre or small"
         return boxes
+
+    def _use_fixed(self, frames: np.ndarray, key: str, reason: str) -> np.ndarray:
+        self.used, self.reason = "fixed", reason
+        return self._fixed.boxes(frames, key)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -61,8 +61,6 @@ class Task:
 
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
-    #: One line for ``--help`` and the docs.
-    description: ClassVar[str]
     #: The kind of features artifact the stages read (``avkd preprocess ...`` writes it).
     features_kind: ClassVar[str]
     #: The distillation methods of this task, by name.

@@ -12,6 +12,7 @@ import pytest
 from avkd.core.errors import MediaError, UsageError
 from avkd.media import video
 from avkd.media.encode import write_mp4
+from tests.clips import remux_faststart
 
 N_FRAMES = 40
 FPS = 25
@@ -52,7 +53,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write_audio_only(d / "audio_only.mp4")
     data = (d / "av.mp4").read_bytes()
     (d / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])  # moov atom (at the end) lost
-    _remux_faststart(d / "av.mp4", d / "faststart.mp4")
+    remux_faststart(d / "av.mp4", d / "faststart.mp4")
     data = (d / "faststart.mp4").read_bytes()
     (d / "faststart_cut.mp4").write_bytes(data[: int(len(data) * 0.6)])  # moov kept, mdat cut
     (d / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
@@ -106,16 +107,6 @@ def _write_audio_only(path: Path) -> None:
             frame.sample_rate, frame.pts = SR, start
             c.mux(ast.encode(frame))
         c.mux(ast.encode())
-
-
-def _remux_faststart(src: Path, dst: Path) -> None:
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            packet.stream = streams[packet.stream.index]
-            out.mux(packet)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ __all__ = ["EmotionTask"]
 class EmotionTask(Task):
     name = "emotion"
     aliases = ("mosei",)
-    description = "7-class emotion on CMU-MOSEI (MulT teacher, video-only students with CRD / EDAM)"
     features_kind = MOSEI_FEATURES
     methods = METHODS
     configs: ClassVar[dict[str, type]] = {

@@ -27,6 +27,7 @@ class SyncResult:
 
     estimate: OffsetEstimate
     detector: str  # the detector that produced the crops ("haar" or "fixed" when "auto" was asked for)
+    detector_reason: str | None  # why auto chose it
     box: list[int]  # the median crop box (x0, y0, x1, y1) in the video's pixels
     frame_size: list[int]  # (width, height) of the video
     frames: int
@@ -35,6 +36,7 @@ class SyncResult:
         return {
             **self.estimate.to_json(),
             "detector": self.detector,
+            "detector_reason": self.detector_reason,
             "crop_box": self.box,
             "frame_size": self.frame_size,
             "frames": self.frames,
@@ -46,8 +48,9 @@ def sync_video(
 ) -> SyncResult:
     """Crop the faces of ``video`` as preprocessing does and estimate its offset with the model artifact.
 
-    ``auto`` (default) crops around the face the Haar cascade finds, or falls back to LRS2's fixed centre box
-    when it finds none (a face-centred crop); ``fixed`` and ``haar`` force one.
+    ``auto`` (default) crops around the face the Haar cascade finds, and uses LRS2's fixed centre box when the
+    video is already a face crop (or no face is found), :class:`avkd.media.faces.AutoDetector`; ``fixed`` and
+    ``haar`` force one.
     """
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector!r}: choose {', '.join(DETECTORS)} for a single video")
@@ -71,5 +74,10 @@ def sync_video(
     used = getattr(finder, "used", None) or detector
     box = [int(v) for v in np.median(features.boxes, axis=0)]
     return SyncResult(
-        estimate, used, box, list(features.attrs.get("frame_size", [])), int(features.frames.shape[0])
+        estimate,
+        used,
+        getattr(finder, "reason", None),
+        box,
+        list(features.attrs.get("frame_size", [])),
+        int(features.frames.shape[0]),
     )

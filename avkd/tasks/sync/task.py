@@ -23,7 +23,6 @@ __all__ = ["SyncTask"]
 @register_task
 class SyncTask(Task):
     name = "sync"
-    description = "audio-visual sync on LRS2 (VocaLiST teacher, MTDVocaLiST students, 31-candidate retrieval)"
     features_kind = LRS2_FEATURES
     methods = METHODS
     configs: ClassVar[dict[str, type]] = {

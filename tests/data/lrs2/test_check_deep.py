@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import av
 import pytest
 
 from avkd.cli.main import main
@@ -15,17 +14,7 @@ from avkd.core.errors import MediaError
 from avkd.data.lrs2.check import check_corpus
 from avkd.data.lrs2.layout import write_corpus_manifest
 from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, read_clip
-
-
-def remux_faststart(src: Path, dst: Path) -> None:
-    """The same streams with the index (moov) before the data, as web-ready mp4 files are."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-        for packet in inp.demux():
-            if packet.dts is None:
-                continue
-            packet.stream = streams[packet.stream.index]
-            out.mux(packet)
+from tests.clips import remux_faststart
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,9 @@ def test_sync_cli_recovers_a_known_offset(tmp_path: Path, capsys, shift: int) ->
     code = main(["sync", str(video), "--model", str(model), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
+    # A face-centred clip (as LRS2's are) keeps the fixed LRS2 box under --detector auto, though a face is found.
+    assert out["detector"] == "fixed" and out["detector_reason"].startswith("the face fills the centre")
+    assert out["crop_box"] == [30, 20, 130, 140]
     assert abs(out["offset_frames"] - shift) <= 1
     assert len(out["curve"]) == 31 and out["confidence"] > 0
 
@@ -59,6 +62,7 @@ def test_faces_are_found_in_a_video_that_is_not_a_face_crop(tmp_path: Path, caps
     assert main(["sync", str(tmp_path / "wild.mp4"), "--model", str(model), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["detector"] == "haar" and out["frame_size"] == [320, 240]
+    assert out["detector_reason"] == "face found off-centre or small"
     bx0, by0, bx1, by1 = out["crop_box"]
     assert x0 <= bx0 < bx1 <= x0 + 160 and y0 <= by0 < by1 <= y0 + 170  # around the placed face
     assert abs(out["offset_frames"] - 4) <= 1
@@ -80,7 +84,8 @@ def test_a_face_crop_without_a_detectable_face_falls_back_to_the_fixed_box(tmp_p
         == 0
     )
     out = json.loads(capsys.readouterr().out)
-    assert out["detector"] == "fixed" and out["crop_box"] == [30, 20, 130, 140]
+    assert out["detector"] == "fixed" and out["detector_reason"] == "no face found"
+    assert out["crop_box"] == [30, 20, 130, 140]
 
 
 def test_short_and_silent_clips_are_flagged(tmp_path: Path, capsys) -> None:
