@@ -66,7 +66,7 @@ from avkd.core.artifacts import (
 from avkd.core.config import bounded, validate
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.core.jsonl import jsonl_text
-from avkd.core.progress import ProgressReporter
+from avkd.core.progress import ProgressReporter, log
 from avkd.data.mosei.format import FAILURES, FEATURES, MODALITIES, SOURCE_SPLITS, SPLITS
 from avkd.data.mosei.safe_pickle import load_pickle_safely
 from avkd.data.mosei.sdk import CsdFile, find_csd, load_folds, video_of
@@ -486,4 +486,18 @@ def ingest_mosei(
             )
         metrics["seconds"] = round(time.monotonic() - start_time, 3)
         artifact = writer.commit(metrics=metrics)
+    _warn_nonfinite(src, config, metrics)
     return artifact
+
+
+def _warn_nonfinite(src: Path, config: MoseiIngestConfig, metrics: dict[str, Any]) -> None:
+    """One warning line per modality whose NaN/±inf values were replaced: a count in the manifest is easy to
+    miss, and a modality that is mostly non-finite (a broken feature file) must not pass as zeros unnoticed."""
+    lengths, dims = config.lengths(), config.dims()
+    for mod, count in metrics["nonfinite_replaced"].items():
+        if count:
+            stored = metrics["segments"] * lengths[mod] * dims[mod]
+            log(
+                f"warning: {src}: {count:,} non-finite {mod} values ({count / stored:.1%} of those stored) "
+                f"replaced by {config.nonfinite_value:g}"
+            )

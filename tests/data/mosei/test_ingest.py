@@ -214,3 +214,13 @@ def test_configs_round_trip_through_the_config_layer() -> None:
 
     for config in (INGEST, SYNTH):
         assert cfg.from_dict(type(config), cfg.to_dict(config)) == config
+
+
+def test_replaced_nonfinite_values_are_a_warning_line(corpus: dict, tmp_path: Path, capsys) -> None:
+    art = ingest_mosei(INGEST, corpus["root"] / PICKLE, tmp_path / "f")
+    count = art.metrics["nonfinite_replaced"]["audio"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: {corpus['root'] / PICKLE}: {count:,} non-finite audio values "
+        f"({count / (art.metrics['segments'] * INGEST.audio_len * INGEST.audio_dim):.1%} of those stored) replaced by 0"
+    ]
