@@ -10,7 +10,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from avkd.core import config as cfg
-from avkd.core.errors import ConfigError
 
 C = TypeVar("C")
 
@@ -60,13 +59,7 @@ def resolve(
     """Defaults, then --config, then --set, then explicit flags (keyed by config key; the most specific wins);
     None flags are unset. A bad value that came from a flag is reported under the flag (``names`` maps a config key
     to its flag where the flag is not the key's last part)."""
-    try:
-        return cfg.resolve_config(cls, config_file, sets or (), flags)
-    except ConfigError as exc:
-        if exc.key is None or flags.get(exc.key) is None:
-            raise
-        flag = (names or {}).get(exc.key) or exc.key.split(".")[-1]
-        raise ConfigError(f"--{flag.replace('_', '-')}: {str(exc).split(': ', 1)[-1]}", key=exc.key) from None
+    return cfg.resolve_config(cls, config_file, sets or (), flags, names)
 
 
 def emit_json(data: Any) -> None:

@@ -47,10 +47,11 @@ def resolve_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     values: Mapping[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> C:
     """Defaults of ``cls``, then the YAML file at ``path``, then ``key=value`` overrides (dotted keys), then
-    ``values`` (dotted key -> value, e.g. from command-line flags; None values are left unset): the most specific
-    wins."""
+    ``values`` (dotted key -> value, from command-line flags; None values are left unset): the most specific
+    wins. The result is validated (:func:`validate`)."""
     data: dict[str, Any] = {}
     if path is not None:
         data = load_yaml(path)
@@ -60,8 +61,17 @@ def resolve_config(
     for key, value in (values or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
-    config = from_dict(cls, data)
-    validate(config)
+    try:
+        config = from_dict(cls, data)
+        validate(config)
+    except ConfigError as exc:
+        # A bad value that came from a command-line flag is reported under the flag the user typed (``flags``
+        # maps a key to its flag where the flag is not the key's last part, e.g. detector.name -> --detector).
+        if exc.key is None or (values or {}).get(exc.key) is None:
+            raise
+        flag = (flags or {}).get(exc.key) or exc.key.split(".")[-1]
+        reason = str(exc).split(": ", 1)[-1]
+        raise ConfigError(f"--{flag.replace('_', '-')}: {reason}", key=exc.key) from None
     return config
 
 

@@ -25,6 +25,7 @@ from avkd.evaluate.sync import (
     check_pixels,
     clip_accuracy,
     evaluating,
+    frames_problem,
     score_clip_and_silence,
     window_count,
 )
@@ -134,11 +135,9 @@ def evaluate_sync(
     and listed in ``skipped``. ``progress(1)`` is called after each clip (evaluated or skipped). The model is
     put in eval mode on ``device`` for the call and restored after.
     """
-    if not frames:
-        raise UsageError("no context lengths given")
-    for k in frames:
-        if k < BASE_FRAMES or k % 2 == 0:
-            raise UsageError(f"context K={k} must be odd and >= {BASE_FRAMES}")
+    problem = frames_problem(list(frames))
+    if problem:
+        raise UsageError(f"context lengths {list(frames)} {problem}")
     if tolerance < 0:
         raise UsageError(f"tolerance must be >= 0, got {tolerance}")
     if protocol not in PROTOCOLS:

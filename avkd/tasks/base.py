@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from avkd.core.artifacts import EVALUATION, Artifact, is_complete, load_artifact
 from avkd.core.config import resolve_config
-from avkd.core.errors import ConfigError, UsageError
+from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.core.registry import Registry
 from avkd.losses.methods import Method
@@ -96,17 +96,9 @@ class Task:
                     f"(its options: {taken}; or --set KEY=VALUE)"
                 )
             values[keys[flag]] = value
-        try:
-            return resolve_config(self.configs[stage], config_file, sets, values)
-        except ConfigError as exc:
-            # A bad value that came from a flag is reported under the flag the user typed.
-            flag = next(
-                (f for f, k in keys.items() if k == exc.key and (flags or {}).get(f) is not None), None
-            )
-            if flag is None:
-                raise
-            reason = str(exc).split(": ", 1)[-1]
-            raise ConfigError(f"--{flag.replace('_', '-')}: {reason}", key=exc.key) from None
+        return resolve_config(
+            self.configs[stage], config_file, sets, values, flags={key: flag for flag, key in keys.items()}
+        )
 
     # ---------------------------------------------------------------------------------------------- stages
     # Each task names its library functions; they share one signature per stage across tasks, so the methods
