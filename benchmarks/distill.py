@@ -14,6 +14,8 @@ python benchmarks/distill.py [--batch 8] [--steps 3] [--threads 2] [--lite]
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="avkd-bench-distill-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the corpus and features it made: tens of MB
     synthesize_lrs2(
         work / "corpus",
         SynthLRS2Config(utterances=8, speakers=3, seed=0, min_seconds=2, max_seconds=2, workers=1),

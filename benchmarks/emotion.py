@@ -17,7 +17,9 @@ python benchmarks/emotion.py [--batch 24] [--steps 3] [--threads 2] [--reads 200
 from __future__ import annotations
 
 import argparse
+import atexit
 import pickle
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -177,6 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="avkd-bench-emotion-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the corpus and features it made: tens of MB
     print(f"# emotion benchmark: {args.threads} threads, CPU; work folder {work}\n")
     if args.small:
         args.batch, args.steps, args.reads = min(args.batch, 4), 1, min(args.reads, 100)

@@ -37,6 +37,15 @@ BatchSizeOption = Annotated[int | None, typer.Option(help="Batch size.", show_de
 LrOption = Annotated[float | None, typer.Option(help="Adam learning rate.", show_default="the stage's")]
 DeviceOption = Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.", show_default="auto")]
 SeedOption = Annotated[int | None, typer.Option(help="Random seed.", show_default="0")]
+DeterministicOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--deterministic/--no-deterministic",
+        help="Deterministic kernels: the same command on the same machine gives the same weights and ids "
+        "(slower; see the README).",
+        show_default="off; on in avkd demo",
+    ),
+]
 SamplesPerEpochOption = Annotated[
     int | None, typer.Option(help="sync: training samples per epoch (default: one per clip).")
 ]

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from avkd.cli.common import ConfigOption, JsonOption, SetOption, TaskOption, emit_json
+from avkd.cli.common import (
+    ConfigOption,
+    DeterministicOption,
+    JsonOption,
+    SetOption,
+    TaskOption,
+    emit_json,
+)
 
 
 def demo(
@@ -24,6 +31,14 @@ def demo(
     utterances: Annotated[int | None, typer.Option(help="sync: synthetic clips.", show_default="80")] = None,
     workers: Annotated[int | None, typer.Option(help="sync: worker processes.", show_default="2")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of the corpus.", show_default="0")] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            help="Train every model with seeds 0..N-1; the report shows mean ± sd over them.",
+            show_default="1",
+        ),
+    ] = None,
+    deterministic: DeterministicOption = None,
     fresh: Annotated[
         bool, typer.Option(help="Start over instead of reusing finished stages in --out.")
     ] = False,
@@ -36,14 +51,19 @@ def demo(
     --task sync (default): LRS2-style mp4 clips, a VocaLiST teacher, MTD and BCE students, 31-candidate sync
     retrieval at 5..15 frames. --task emotion: CMU-MOSEI-style .csd files, a MulT teacher, video-only students
     without KD and with EDAM-S, 7-class emotion accuracy. A few CPU minutes each; a second run reuses every
-    finished stage.
+    finished stage. Deterministic by default: the same command on the same machine gives the same table.
     """
     from avkd.tasks import get_task
 
     chosen = get_task(task)
-    cfg = chosen.config(
-        "demo", config, set_ or (), {"utterances": utterances, "workers": workers, "seed": seed}
-    )
+    flags = {
+        "utterances": utterances,
+        "workers": workers,
+        "seed": seed,
+        "seeds": seeds,
+        "deterministic": deterministic,
+    }
+    cfg = chosen.config("demo", config, set_ or (), flags)
     summary = chosen.demo(out or Path(chosen.demo_folder), cfg, fresh=fresh, show_progress=True)
     if json_out:
         emit_json(summary)

@@ -10,6 +10,7 @@ import typer
 from avkd.cli.common import (
     BatchSizeOption,
     ConfigOption,
+    DeterministicOption,
     DeviceOption,
     EpochsOption,
     JsonOption,
@@ -60,6 +61,7 @@ def distill(
     lr: LrOption = None,
     device: DeviceOption = None,
     seed: SeedOption = None,
+    deterministic: DeterministicOption = None,
     samples_per_epoch: SamplesPerEpochOption = None,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -84,6 +86,7 @@ def distill(
         "lr": lr,
         "device": device,
         "seed": seed,
+        "deterministic": deterministic,
         "samples_per_epoch": samples_per_epoch,
     }
     cfg = chosen.config("distill", config, set_ or (), flags)

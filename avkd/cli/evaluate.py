@@ -28,8 +28,10 @@ def evaluate(
     protocol: Annotated[
         str | None,
         typer.Option(
-            help="sync: avkd (all N-4 windows, out-of-range candidates excluded) or reference (the official "
-            "script's counting, to compare with published numbers).",
+            help="avkd or reference (to compare with published numbers). sync: avkd counts all N-4 windows, "
+            "out-of-range candidates excluded; reference is the official script's counting. emotion: avkd "
+            "weights the binary F1 by the true classes; reference is MulT's eval_mosei_senti, which weights "
+            "it by the predicted ones.",
             show_default="avkd",
         ),
     ] = None,

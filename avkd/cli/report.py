@@ -15,7 +15,8 @@ def report(
     evaluations: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Evaluation artifacts of one task, one table row each, in this order.",
+            help="Evaluation artifacts of one task, one table row each, in this order; those that share a "
+            "label (seeds of one recipe) make one row of mean ± sd.",
             metavar="EVALUATION",
             show_default=False,
         ),

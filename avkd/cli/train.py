@@ -10,6 +10,7 @@ import typer
 from avkd.cli.common import (
     BatchSizeOption,
     ConfigOption,
+    DeterministicOption,
     DeviceOption,
     EpochsOption,
     JsonOption,
@@ -49,6 +50,7 @@ def teacher(
     lr: LrOption = None,
     device: DeviceOption = None,
     seed: SeedOption = None,
+    deterministic: DeterministicOption = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader workers.", show_default="0")] = None,
     samples_per_epoch: SamplesPerEpochOption = None,
     config: ConfigOption = None,
@@ -74,6 +76,7 @@ def teacher(
         "lr": lr,
         "device": device,
         "seed": seed,
+        "deterministic": deterministic,
         "workers": workers,
         "samples_per_epoch": samples_per_epoch,
     }

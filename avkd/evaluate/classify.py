@@ -17,15 +17,32 @@ Definitions (what is computed, and which choice was made where the reference lea
    absent from both sides do not count). The seed paper's "F1" is taken to be ``f1_weighted`` (§5.5.2).
 5. **Binary, MulT's reported convention** (``exclude_zero=True``, train.py l.257): only samples with true score
    ``!= 0``; truth ``y > 0``, prediction ``pred > 0`` (a prediction of exactly 0 counts as negative).
-   ``acc2`` = accuracy, ``f1_binary`` = ``f1_score(..., average='weighted')`` over the two classes (MulT's "F1" is
-   a support-weighted binary F1). NaN if every true score is 0.
+   ``acc2`` = accuracy, ``f1_binary`` = a support-weighted F1 over the two classes (MulT's "F1" is binary). Which
+   support weights it depends on the protocol (item 9). NaN if every true score is 0.
    **Second variant** (the SDK's pre-2019 "negative vs non-negative", later papers' "Has0"): all samples, truth
-   ``y >= 0``, prediction ``pred >= 0`` -> ``acc2_nonneg``, ``f1_binary_nonneg`` (weighted as above).
+   ``y >= 0``, prediction ``pred >= 0`` -> ``acc2_nonneg``, ``f1_binary_nonneg`` (weighted by true support under
+   both protocols: MulT does not compute it).
 6. **MAE** = ``mean |pred - y|`` (unclipped); **corr** = Pearson (``np.corrcoef``), NaN when either side is
    constant or ``n < 2``.
 7. **Majority baseline** ``majority_acc7``: accuracy on the test labels of always predicting the most frequent
    7-class label of ``train_labels`` when given (``majority_from = "train"``), else of the test labels themselves
    (``"test"``, an optimistic upper bound on a constant predictor). Ties go to the lower class index.
+8. **acc5** is MulT's ``mult_a5`` (§2.2): ``round(clip(pred, -2, 2)) == round(clip(y, -2, 2))``. It is computed
+   as ``clip(class - 3, -2, 2)`` on the 7-class labels of item 1-2, which is the same number: rounding is monotone
+   and keeps the integer bounds, so it commutes with the clipping. It is the same under both protocols.
+9. **Protocol** (``protocol=``, recorded in the result). ``"avkd"`` (the default) computes the binary F1 in
+   scikit-learn's argument order, ``f1(truth, pred)``, so its weights are the *true* classes' supports.
+   ``"reference"`` is MulT's ``eval_mosei_senti`` (§2.2, ``src/eval_metrics.py``): it calls
+   ``f1_score(pred > 0, truth > 0, average='weighted')`` with the arguments swapped, so its weights are the
+   *predicted* classes' supports. The per-class F1 ``2TP / (2TP + FP + FN)`` is symmetric under the swap; only
+   the weights change. Everything else MulT computes was checked against its code and is already the same under
+   both: acc7 (``np.round`` of ``clip(-3, 3)`` on both sides, half to even), acc5, the non-zero mask (truth
+   ``!= 0``, its final test call's ``exclude_zero=True``), acc2 (``accuracy_score`` is symmetric), unclipped MAE
+   and ``np.corrcoef``. For a regressor (``scores=``) ``"reference"`` therefore equals ``eval_mosei_senti`` on
+   ``(scores, y)`` exactly. For a 7-way classifier (``logits=``), which MulT has no code for, the protocol
+   changes the convention, not the predictions: the classes are still the argmax (item 2) and the binary
+   metrics, MAE and corr still use the expected value (item 3). Where every true score is 0, MulT's script
+   fails (it indexes with an empty float array); both protocols give NaN there.
 """
 
 from __future__ import annotations
@@ -40,14 +57,23 @@ from avkd.data.mosei.labels import label7
 
 __all__ = [
     "NUM_CLASSES",
+    "PROTOCOLS",
     "EmotionMetrics",
     "binary_metrics",
     "emotion_metrics",
     "f1_scores",
     "label7",
+    "protocol_problem",
 ]
 
 NUM_CLASSES = 7
+#: The metric conventions (module docstring, item 9): avkd's own and MulT's ``eval_mosei_senti``.
+PROTOCOLS = ("avkd", "reference")
+
+
+def protocol_problem(name: Any) -> str | None:
+    """What is wrong with a protocol name in a config (None: nothing), checked before any work."""
+    return None if name in PROTOCOLS else f"is not a protocol: expected {' or '.join(PROTOCOLS)}"
 
 
 @dataclass
@@ -55,6 +81,8 @@ class EmotionMetrics:
     """MOSEI sentiment metrics (module docstring). Fractions in [0, 1]; NaN where undefined."""
 
     acc7: float
+    #: MulT's mult_a5 (module docstring, item 8).
+    acc5: float
     f1_weighted: float
     f1_macro: float
     acc2: float
@@ -71,6 +99,8 @@ class EmotionMetrics:
     n: int
     n_nonzero: int
     prediction_from: str
+    #: "avkd" or "reference" (module docstring, item 9).
+    protocol: str
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict; NaN floats become ``None``."""
@@ -108,13 +138,23 @@ def f1_scores(y_true: Any, y_pred: Any) -> tuple[float, float]:
     return weighted, macro
 
 
-def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    """``(accuracy, weighted F1)`` of two boolean arrays; NaN for empty input."""
+def binary_metrics(truth: np.ndarray, pred: np.ndarray, swapped: bool = False) -> tuple[float, float]:
+    """``(accuracy, weighted F1)`` of two boolean arrays; NaN for empty input.
+
+    ``swapped`` weights the F1 by the predicted classes' supports, as MulT's ``f1_score(pred, truth)`` does
+    (module docstring, item 9); the accuracy does not depend on the order.
+    """
     if truth.size == 0:
         return math.nan, math.nan
     acc = float(np.mean(truth == pred))
-    weighted, _ = f1_scores(truth.astype(np.int64), pred.astype(np.int64))
+    first, second = (pred, truth) if swapped else (truth, pred)
+    weighted, _ = f1_scores(first.astype(np.int64), second.astype(np.int64))
     return acc, weighted
+
+
+def _acc5(true_class: np.ndarray, pred_class: np.ndarray) -> float:
+    """MulT's mult_a5 from 7-class labels: both clipped to [-2, 2] (module docstring, item 8)."""
+    return float(np.mean(np.clip(true_class - 3, -2, 2) == np.clip(pred_class - 3, -2, 2)))
 
 
 def _as_vector(name: str, values: Any) -> np.ndarray:
@@ -144,13 +184,17 @@ def emotion_metrics(
     logits: Any = None,
     scores: Any = None,
     train_labels: Any = None,
+    protocol: str = "avkd",
 ) -> EmotionMetrics:
     """All metrics of the module docstring for one test set.
 
     ``y_true_continuous``: (N,) (or (N, 1, 1)) sentiment scores. Exactly one of ``logits`` (N, 7) from a 7-way
     classifier or ``scores`` (N,) from a regressor. ``train_labels``: continuous train scores for the majority
-    baseline (optional). Raises ``ValueError`` on bad shapes, non-finite values or an empty set.
+    baseline (optional). ``protocol``: ``"avkd"`` or ``"reference"`` (MulT's ``eval_mosei_senti``, module
+    docstring item 9). Raises ``ValueError`` on an unknown protocol, bad shapes, non-finite values or an empty set.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     y = _as_vector("y_true_continuous", y_true_continuous)
     n = y.size
     if n == 0:
@@ -186,7 +230,7 @@ def emotion_metrics(
     f1_weighted, f1_macro = f1_scores(true_class, pred_class)
 
     nonzero = y != 0
-    acc2, f1_binary = binary_metrics(y[nonzero] > 0, pred[nonzero] > 0)
+    acc2, f1_binary = binary_metrics(y[nonzero] > 0, pred[nonzero] > 0, swapped=protocol == "reference")
     acc2_nonneg, f1_binary_nonneg = binary_metrics(y >= 0, pred >= 0)
 
     histogram = np.bincount(true_class, minlength=NUM_CLASSES)
@@ -202,6 +246,7 @@ def emotion_metrics(
 
     return EmotionMetrics(
         acc7=acc7,
+        acc5=_acc5(true_class, pred_class),
         f1_weighted=f1_weighted,
         f1_macro=f1_macro,
         acc2=acc2,
@@ -218,4 +263,5 @@ def emotion_metrics(
         n=int(n),
         n_nonzero=int(nonzero.sum()),
         prediction_from=prediction_from,
+        protocol=protocol,
     )

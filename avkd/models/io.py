@@ -81,6 +81,14 @@ class LoadedModel:
     spec: ModelSpec
     artifact: Artifact | None
 
+    def reference(self, given: str | Path) -> dict[str, Any]:
+        """What an evaluation's results say about the model: the artifact's id and kind (its path is in the
+        evaluation's inputs, so the results, and their id, do not depend on where it lies), or the path of a
+        bare weights file, which has no id."""
+        if self.artifact is None:
+            return {"path": str(given)}
+        return {"id": self.artifact.id, "kind": self.artifact.kind}
+
 
 def read_weights(path: Path) -> Any:
     """``torch.load`` of a weights file, tensors only (no code runs), every failure one line naming the file."""

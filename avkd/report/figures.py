@@ -1,6 +1,10 @@
 """The report's figures (the MTDVocaLiST paper's Figs. 2-4 and accuracy against K), drawn with matplotlib's
 object API on the Agg canvas: no pyplot state, no display. Without matplotlib the figures are skipped and the
 report says so.
+
+Figures that plot one value per table row take the rows (:func:`avkd.report.runs.table_rows`): a row of runs
+sharing a label (a :class:`~avkd.report.runs.RunMean`) is plotted at its mean with ±1 sample sd error bars.
+The loss-ratio figure plots training logs, so it takes the single runs (each seed its own panel).
 """
 
 from __future__ import annotations
@@ -12,18 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from avkd.report.published import PUBLISHED
-from avkd.report.runs import WEIGHTING_LABELS, Run, is_bce, is_layer_variant, loss_name, loss_ratios
+from avkd.report.runs import (
+    WEIGHTING_LABELS,
+    Run,
+    RunMean,
+    is_bce,
+    is_layer_variant,
+    loss_name,
+    loss_ratios,
+)
 
 # ----------------------------------------------------------------------------------------- figures
 
 
 def _display_labels(runs: Sequence[Run], attr: str = "label") -> list[str]:
-    """Labels for legends; a label shared by several runs gets its evaluation id prefix appended."""
+    """Labels for legends; a label shared by several rows gets its evaluation id prefix appended, a mean of
+    several runs its count (``teacher (mean of 3)``)."""
     names = [getattr(r, attr) for r in runs]
-    return [
+    labels = [
         f"{name} [{run.eval_id[:6]}]" if names.count(name) > 1 else name
         for name, run in zip(names, runs, strict=True)
     ]
+    return [
+        f"{label} (mean of {len(run.members)})" if isinstance(run, RunMean) else label
+        for label, run in zip(labels, runs, strict=True)
+    ]
+
+
+def _sd(run: Run, k: int) -> float:
+    """The row's sample sd at K in % (0 for a single run, or a mean of one value): the error bar."""
+    if not isinstance(run, RunMean) or k not in run.stats or run.stats[k].sd is None:
+        return 0.0
+    return 100 * run.stats[k].sd
 
 
 _RC = {
@@ -70,11 +94,12 @@ def plot_accuracy_vs_frames(runs: Sequence[Run], frames: Sequence[int], path: Pa
     ax = fig.add_subplot()
     drawn = False
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        points = [(k, 100 * v) for k, v in sorted(run.accuracy.items()) if v is not None]
+        points = [(k, 100 * v, _sd(run, k)) for k, v in sorted(run.accuracy.items()) if v is not None]
         if not points:
             continue
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, linewidth=2, markersize=7, label=label, **_run_style(i))
+        xs, ys, errors = zip(*points, strict=True)
+        bars = list(errors) if any(errors) else None
+        ax.errorbar(xs, ys, yerr=bars, capsize=3, linewidth=2, markersize=7, label=label, **_run_style(i))
         drawn = True
     if not drawn:
         return False
@@ -277,9 +302,12 @@ def plot_size_vs_accuracy(runs: Sequence[Run], frames: Sequence[int], path: Path
             if value is None or not run.parameters:
                 continue
             style = _run_style(i)
-            ax.plot(
+            error = _sd(run, k)
+            ax.errorbar(
                 [run.parameters / 1e6],
                 [100 * value],
+                yerr=[error] if error else None,
+                capsize=3,
                 linestyle="none",
                 markersize=8,
                 markeredgecolor="black",
@@ -372,19 +400,29 @@ def plot_layers(runs: Sequence[Run], path: Path, k: int = 5) -> bool:
         return False
     labels = _display_labels(chosen, "variant")
     values = [100 * (r.accuracy[k] or 0.0) for r in chosen]
+    errors = [_sd(r, k) for r in chosen]
     groups = [_layer_group(r) for r in chosen]
     fig = Figure(figsize=(max(6.5, 0.75 * len(chosen) + 2.5), 5.2), dpi=_DPI)
     ax = fig.add_subplot()
     positions = list(range(len(chosen)))
-    bars = ax.bar(positions, values, color=[_GROUP_COLOURS[g] for g in groups], edgecolor="black", width=0.7)
-    low, high = min(values), max(values)
+    bars = ax.bar(
+        positions,
+        values,
+        yerr=errors if any(errors) else None,
+        capsize=4,
+        color=[_GROUP_COLOURS[g] for g in groups],
+        edgecolor="black",
+        width=0.7,
+    )
+    pairs = list(zip(values, errors, strict=True))
+    low, high = min(v - e for v, e in pairs), max(v + e for v, e in pairs)
     spread = max(high - low, 1.0)
     bottom = max(0.0, math.floor((low - 0.5 * spread) / 5) * 5)
     ax.set_ylim(bottom, high + 0.15 * (high - bottom) + 0.5)  # room for the value labels
-    for bar, value in zip(bars, values, strict=True):
+    for bar, (value, error) in zip(bars, pairs, strict=True):
         ax.annotate(
             f"{value:.2f}",
-            (bar.get_x() + bar.get_width() / 2, value),
+            (bar.get_x() + bar.get_width() / 2, value + error),  # above the error bar
             xytext=(0, 3),
             textcoords="offset points",
             ha="center",
@@ -457,9 +495,17 @@ def plot_loss_ratio(runs: Sequence[Run], path: Path) -> bool:
 
 
 def draw_figures(
-    runs: Sequence[Run], frames: Sequence[int], workdir: Path, notes: list[str]
+    runs: Sequence[Run],
+    frames: Sequence[int],
+    workdir: Path,
+    notes: list[str],
+    singles: Sequence[Run] | None = None,
 ) -> dict[str, str | None]:
-    """Draw every figure that applies; return name → file (None when skipped, with the reason in ``notes``)."""
+    """Draw every figure that applies; return name → file (None when skipped, with the reason in ``notes``).
+
+    ``runs`` are the table's rows (means included); ``singles`` the evaluations behind them, whose training logs
+    the loss-ratio figure plots (default: ``runs``).
+    """
     figures: dict[str, str | None] = {
         "accuracy_vs_frames": None,
         "size_vs_accuracy": None,
@@ -485,7 +531,7 @@ def draw_figures(
                 "layers.png (Fig. 3) not drawn: fewer than two layer-selection / weighting runs "
                 "(method nmtd or mtd) with an accuracy at K5"
             )
-        if plot_loss_ratio(runs, workdir / "loss_ratio.png"):
+        if plot_loss_ratio(runs if singles is None else singles, workdir / "loss_ratio.png"):
             figures["loss_ratio"] = "loss_ratio.png"
         else:
             notes.append(

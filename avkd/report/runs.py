@@ -1,5 +1,6 @@
 """The report's data: sync evaluation artifacts read into :class:`Run` rows, with their model's config and
-training log, the paper's Fig. 3 labels, and the Fig. 4 loss ratios.
+training log, the paper's Fig. 3 labels, and the Fig. 4 loss ratios. Runs that share a label (one recipe, several
+seeds) become one :class:`RunMean` row (:func:`table_rows`, :mod:`avkd.report.aggregate`).
 
 Label derivation for Fig. 3 (:func:`variant_label`), from the model manifest's config (top-level ``method``,
 ``weighting``, ``layers``; a ``distill`` section is also looked at):
@@ -30,6 +31,7 @@ from typing import Any
 from avkd.core.artifacts import EVALUATION, LRS2_FEATURES, MODEL, Artifact, load_artifact
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.losses.layers import BLOCKS, parse_layers
+from avkd.report.aggregate import Stat, group_rows, stat
 
 _METHOD_LABELS = {
     "bce": "BCE",
@@ -100,6 +102,87 @@ class Run:
         values = dict(data)
         values["accuracy"] = {int(k): v for k, v in data["accuracy"].items()}
         return cls(**values)
+
+
+@dataclass
+class RunMean(Run):
+    """One table row for several runs that share a label and the :func:`run_facts` (seeds of one recipe):
+    ``accuracy`` holds the means per K, ``stats`` the mean, sample sd and count per K, ``members`` the runs.
+
+    The other fields are the first member's (the facts they share, its config for the figures' variant label);
+    ``history`` stays empty (each member's own log is plotted).
+    """
+
+    stats: dict[int, Stat] = field(default_factory=dict)
+    members: list[Run] = field(default_factory=list)
+
+    def summary_json(self) -> dict[str, Any]:
+        """The aggregate as the report's JSON holds it: the members' ids and seeds, mean, sd and n per K."""
+        return {
+            "label": self.label,
+            "n": len(self.members),
+            "evaluations": [r.eval_id for r in self.members],
+            "models": [r.model_id for r in self.members],
+            "seeds": [seed_of(r) for r in self.members],
+            "parameters": self.parameters,
+            "split": self.split,
+            "protocol": self.protocol,
+            "data_id": self.data_id,
+            "accuracy": {str(k): s.to_json() for k, s in sorted(self.stats.items())},
+        }
+
+
+def seed_of(run: Run) -> int | None:
+    """The training seed the run's model config records (``loop.seed``; None when unknown)."""
+    loop = (run.config or {}).get("loop")
+    seed = loop.get("seed") if isinstance(loop, dict) else None
+    return seed if isinstance(seed, int) else None
+
+
+def run_facts(run: Run) -> dict[str, Any]:
+    """What runs sharing a label must agree on to be averaged (:mod:`avkd.report.aggregate`): the features,
+    split, protocol and clip limit (the numbers' test set and counting) and the parameter count (the model)."""
+    return {
+        "features": run.data_id,
+        "split": run.split,
+        "protocol": run.protocol,
+        "limit": run.limit,
+        "parameters": run.parameters,
+    }
+
+
+def mean_run(runs: Sequence[Run]) -> RunMean:
+    """The :class:`RunMean` of ``runs`` (which share a label and :func:`run_facts`)."""
+    first = runs[0]
+    frames = sorted({k for r in runs for k in r.accuracy})
+    stats = {k: stat(r.accuracy.get(k) for r in runs) for k in frames}
+    clips = {r.clips for r in runs}
+    return RunMean(
+        label=first.label,
+        eval_id=first.eval_id,
+        model_id=first.model_id,
+        parameters=first.parameters,
+        accuracy={k: s.mean for k, s in stats.items()},
+        config=first.config,
+        eval_path=first.eval_path,
+        model_path=first.model_path,
+        model_status="ok" if all(r.model_status == "ok" for r in runs) else "see the members",
+        clips=first.clips if len(clips) == 1 else None,
+        split=first.split,
+        limit=first.limit,
+        protocol=first.protocol,
+        data_id=first.data_id,
+        variant=first.variant,
+        stats=stats,
+        members=list(runs),
+    )
+
+
+def table_rows(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
+    """The report table's rows: a label seen once is its run, several runs sharing a label and the facts are
+    one :class:`RunMean`, in first-seen order; plus the notes of labels kept apart (:func:`group_rows`)."""
+    groups, notes = group_rows(runs, lambda r: r.label, run_facts)
+    return [group[0] if len(group) == 1 else mean_run(group) for group in groups], notes
 
 
 def variant_label(config: dict[str, Any] | None, fallback: str) -> str:
@@ -223,7 +306,8 @@ def _load_one(path: Path) -> tuple[Artifact, Run]:
     parameters = summary.get("parameters", art.metrics.get("parameters"))
     clips = summary.get("clips_evaluated", art.metrics.get("clips"))
     inputs = manifest.get("inputs", [])
-    model_ref = summary.get("model") or next((i for i in inputs if i.get("kind") == MODEL), None)
+    # The inputs name the model artifact with its path; results name a bare weights file (no input) by path.
+    model_ref = next((i for i in inputs if i.get("kind") == MODEL), None) or summary.get("model")
     data_ref = next((i for i in inputs if i.get("kind") == LRS2_FEATURES), None)
     run = Run(
         label=label,

@@ -6,14 +6,19 @@ A ``report`` artifact holds:
   column per context length K, accuracy in %), each row carrying its parameter count and the ids of its evaluation
   and model artifacts so that every number traces back to a run; then, in a separate table, the published LRS2
   numbers of docs/reference/vocalist.md §6 (:data:`PUBLISHED`), marked "(published, LRS2)" so they are never mistaken for runs.
-- ``accuracy_vs_frames.png``: accuracy against K, one line per run, published rows dashed with hollow markers.
+  Evaluations that share a label (one recipe, several seeds) are one row of ``mean ± sd (n=N)`` per K
+  (:func:`avkd.report.runs.table_rows`); ``report.json`` keeps every run (``runs``) and each mean (``aggregates``:
+  mean, sample sd and n per K, with the members' ids and seeds).
+- ``accuracy_vs_frames.png``: accuracy against K, one line per row (a mean with ±1 sd error bars), published
+  rows dashed with hollow markers.
 - ``size_vs_accuracy.png`` (paper Fig. 2): accuracy against parameters (millions, log axis), one panel per K,
-  runs as filled markers, published numbers as hollow markers labelled "(published)".
+  rows as filled markers (means with ±1 sd error bars), published numbers as hollow markers labelled "(published)".
 - ``layers.png`` (paper Fig. 3), only when at least two layer-selection / weighting variants (method ``nmtd`` or
-  ``mtd``) are among the runs: accuracy at K5 per variant, plus BCE runs as the baseline bar.
+  ``mtd``) are among the rows: accuracy at K5 per variant (means with ±1 sd error bars), plus BCE rows as the
+  baseline bar.
 - ``loss_ratio.png`` (paper Fig. 4), only when some model's ``metrics.jsonl`` holds validation monitor losses
   (keys starting with ``val/``): each loss divided by its maximum over epochs ("losses are normalized by their
-  respective maximum values across all epochs"), against epoch, one panel per run.
+  respective maximum values across all epochs"), against epoch, one panel per run (each seed its own).
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display needed). When
 matplotlib is not installed the tables are still written and ``report.md`` says that the figures were skipped.
@@ -28,7 +33,7 @@ from pathlib import Path
 from avkd.core.artifacts import REPORT, Artifact, ArtifactWriter, atomic_write_text
 from avkd.report.figures import draw_figures
 from avkd.report.published import PUBLISHED, PUBLISHED_TAG
-from avkd.report.runs import Run, load_evaluations, loss_ratios, union_frames
+from avkd.report.runs import Run, RunMean, load_evaluations, loss_ratios, table_rows, union_frames
 from avkd.report.tables import comparability_notes, published_markdown, table_markdown
 
 __all__ = ["DEFAULT_TITLE", "build_sync_report", "render_markdown"]
@@ -50,14 +55,15 @@ def render_markdown(
     figures: dict[str, str | None],
     notes: Sequence[str],
 ) -> str:
-    """The whole ``report.md``."""
+    """The whole ``report.md``; ``runs`` are the table's rows (:func:`avkd.report.runs.table_rows`)."""
     tolerance = "±1 frame"
     parts = [
         f"# {title}",
         "",
         "Accuracy (%) of finding the true audio offset among 31 candidates (±15 frames), counted correct within "
         f"{tolerance}, for each context length K (video frames at 25 fps). Each row names the evaluation and model "
-        "artifacts it comes from (`avkd artifacts show PATH` prints their lineage).",
+        "artifacts it comes from (`avkd artifacts show PATH` prints their lineage); a row of several evaluations "
+        "that share a label (seeds of one recipe) shows mean ± sample sd (n evaluations with a number at that K).",
         "",
         "## Runs",
         "",
@@ -86,6 +92,19 @@ def render_markdown(
     return "\n".join(parts)
 
 
+def report_runs(report: Artifact) -> list[Run]:
+    """Every single run a sync report holds (``report.json``), in table order."""
+    return [Run.from_json(r) for r in json.loads((report.path / "report.json").read_text())["runs"]]
+
+
+def report_table(report: Artifact) -> str:
+    """A sync report's runs table: runs sharing a label as one mean ± sd row (the published rows and figures
+    are in report.md); what ``avkd report`` and the demo print."""
+    runs = report_runs(report)
+    rows, _ = table_rows(runs)
+    return table_markdown(rows, union_frames(runs))
+
+
 def build_sync_report(
     evaluations: Sequence[Artifact | str | Path],
     out: str | Path,
@@ -98,20 +117,23 @@ def build_sync_report(
     runs = [r for _, r in loaded]
     title = title or DEFAULT_TITLE
     frames = union_frames(runs)
-    notes = [note for run in runs for note in run.notes] + comparability_notes(runs)
+    rows, apart = table_rows(runs)
+    notes = [note for run in runs for note in run.notes] + apart + comparability_notes(rows)
     config = {"title": title}
     with ArtifactWriter(out, REPORT, config, inputs=arts, overwrite=overwrite) as writer:
-        figures = draw_figures(runs, frames, writer.workdir, notes)
+        figures = draw_figures(rows, frames, writer.workdir, notes, singles=runs)
         payload = {
             "title": title,
             "units": {
                 "runs.accuracy": "fraction in [0, 1], keyed by K; null = not a number",
                 "runs.parameters": "count",
+                "aggregates.accuracy": "mean, sample sd (ddof 1) and n of the members' fractions, keyed by K",
                 "published.accuracy": "percent as published, keyed by K",
                 "published.params": "millions",
             },
             "frames": frames,
             "runs": [run.to_json() for run in runs],
+            "aggregates": [row.summary_json() for row in rows if isinstance(row, RunMean)],
             "published": [
                 {**row, "accuracy": {str(k): v for k, v in row["accuracy"].items()}, "tag": PUBLISHED_TAG}
                 for row in PUBLISHED
@@ -125,9 +147,10 @@ def build_sync_report(
             "notes": notes,
         }
         atomic_write_text(writer.path("report.json"), json.dumps(payload, indent=2) + "\n")
-        atomic_write_text(writer.path("report.md"), render_markdown(title, runs, frames, figures, notes))
+        atomic_write_text(writer.path("report.md"), render_markdown(title, rows, frames, figures, notes))
         metrics = {
             "runs": len(runs),
+            "rows": len(rows),
             "frames": frames,
             "figures": sorted(name for name, file in figures.items() if file),
         }

@@ -9,10 +9,12 @@ docs/architecture.md says how to add one.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from avkd.core.artifacts import EVALUATION, Artifact, is_complete, load_artifact
 from avkd.core.config import resolve_config
@@ -28,11 +30,16 @@ __all__ = [
     "RunOptions",
     "Task",
     "build_report",
+    "demo_summary",
     "get_task",
     "register_task",
     "reuse_or_build",
+    "seed_folder",
+    "seeded_loop",
     "task_of",
 ]
+
+L = TypeVar("L")
 
 #: The stages a task configures through :meth:`Task.config`.
 STAGES = ("train", "distill", "evaluate", "demo")
@@ -44,6 +51,7 @@ LOOP_FLAGS = {
     "lr": "loop.lr",
     "device": "loop.device",
     "seed": "loop.seed",
+    "deterministic": "loop.deterministic",
 }
 
 
@@ -211,10 +219,61 @@ def build_report(
     return task, task.report(arts, Path(out), title, run)
 
 
-def reuse_or_build(path: Path, kind: str, title: str, build: Callable[[], Artifact]) -> Artifact:
-    """The demo chains' step: the artifact at ``path`` if it is complete, else ``build()`` (which writes it)."""
+def seed_folder(out: Path, seed: int) -> Path:
+    """Where a demo keeps the runs of training seed ``seed``: ``out`` itself for seed 0, so that ``--seeds 3``
+    after a plain run reuses its runs, and ``out/seed-<seed>`` for the others."""
+    return out if seed == 0 else out / f"seed-{seed}"
+
+
+def seeded_loop(loop: L, seed: int, deterministic: bool) -> L:
+    """A demo stage's training loop settings with the run's seed and determinism."""
+    return dataclasses.replace(loop, seed=seed, deterministic=deterministic)
+
+
+def demo_summary(
+    out: Path,
+    features: Artifact,
+    models: Sequence[Artifact],
+    evaluations: Sequence[Artifact],
+    seeds: int,
+    metric: str,
+    table: str,
+) -> dict[str, Any]:
+    """What a demo returns: every artifact by its path under ``out``, the features' and the seed-0 teacher's
+    metrics, seed 0's ``metric`` per evaluation label, and the printed table."""
+    per_seed = len(evaluations) // seeds
+    return {
+        "out": str(out),
+        "artifacts": {
+            str(a.path.relative_to(out)): {"kind": a.kind, "id": a.id}
+            for a in (features, *models, *evaluations)
+        },
+        "features": features.metrics,
+        "teacher": models[0].metrics,
+        metric: {a.manifest.get("label"): a.metrics[metric] for a in evaluations[:per_seed]},
+        "table": table,
+    }
+
+
+def reuse_or_build(
+    path: Path,
+    kind: str,
+    title: str,
+    build: Callable[[], Artifact],
+    inputs: Sequence[Artifact] | None = None,
+) -> Artifact:
+    """The demo chains' step: the artifact at ``path`` if it is complete, else ``build()`` (which writes it).
+
+    With ``inputs``, a complete artifact is reused only when it was made from exactly those artifacts (by id);
+    otherwise it is rebuilt. A report is the case: ``--seeds 3`` after a plain run needs a new one.
+    """
     if is_complete(path):
-        log(f"{title}: reusing {path}")
-        return load_artifact(path, kind=kind)
+        done = load_artifact(path, kind=kind)
+        made_from = {ref.get("id") for ref in done.manifest.get("inputs", [])}
+        if inputs is None or made_from == {a.id for a in inputs}:
+            log(f"{title}: reusing {path}")
+            return done
+        log(f"{title}: {path} was made from other inputs; rebuilding it")
+        shutil.rmtree(path)
     log(f"{title}: building {path}")
     return build()

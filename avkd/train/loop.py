@@ -34,6 +34,7 @@ from avkd.core.progress import ProgressReporter, log
 from avkd.models.device import amp_dtype, autocast, device_problem, resolve_device
 from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
 from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from avkd.train.determinism import deterministic_mode
 
 LAST = "checkpoints/last.pt"
 METRICS = "metrics.jsonl"
@@ -65,6 +66,9 @@ class LoopConfig:
     #: Validation metric that selects the best checkpoint, and whether higher is better.
     select_metric: str = "val_f1"
     select_mode: Literal["max", "min"] = "max"
+    #: Deterministic kernels (avkd.train.determinism): the same command on the same machine gives the same
+    #: weights and artifact ids, at some cost in speed (benchmarks/determinism.py measures it).
+    deterministic: bool = False
 
 
 class TrainTask(Protocol):
@@ -185,6 +189,13 @@ def fit(
     task: TrainTask, config: LoopConfig, run_dir: Path, model_file: Path, show_progress: bool = True
 ) -> FitResult:
     """Train ``task`` for ``config.epochs`` epochs in ``run_dir``, continuing from ``run_dir/checkpoints/last.pt``."""
+    with deterministic_mode(config.deterministic):
+        return _fit(task, config, run_dir, model_file, show_progress)
+
+
+def _fit(
+    task: TrainTask, config: LoopConfig, run_dir: Path, model_file: Path, show_progress: bool
+) -> FitResult:
     device = resolve_device(config.device)
     modules = task.modules()
     for module in modules.values():
@@ -378,6 +389,8 @@ def fit_stage(
                 "best_epoch": best.get("epoch"),
                 **{f"best_{key}": best.get(key) for key in task.best_keys},
                 "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+                # CPU reductions depend on it: a deterministic run is reproduced with the same count.
+                "torch_threads": torch.get_num_threads(),
             }
             return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)
     finally:

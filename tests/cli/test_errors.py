@@ -214,6 +214,8 @@ BAD = [
     ),
     (["data", "synth", "mosei", "{a-file}"], 2, "exists and is not a folder"),
     (["demo", "--out", "{a-file}"], 2, "exists and is not a folder"),
+    (["demo", "--out", "{out}", "--seeds", "0"], 2, "--seeds: 0 must be at least 1"),
+    (["demo", "--task", "emotion", "--out", "{out}", "--seeds", "-1"], 2, "--seeds: -1 must be at least 1"),
 ]
 
 

@@ -56,7 +56,7 @@ def test_f1_matches_sklearn_on_random_labels() -> None:
             metrics.f1_score(t, p, average="macro", zero_division=0),
         )
         assert ours == pytest.approx(ref)
-    # MulT's binary F1 (average='weighted' over pred>0 / truth>0, zero truths excluded)
+    # The default protocol's binary F1: truth first (MulT swaps them: tests/evaluate/test_classify_protocol.py)
     y = rng.normal(size=200).round(1)
     s = rng.normal(size=200)
     nz = y != 0

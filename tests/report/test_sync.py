@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from avkd.core.artifacts import Artifact, ArtifactWriter, load_artifact, registe
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.report.figures import layer_runs
 from avkd.report.published import PUBLISHED
-from avkd.report.runs import Run, load_runs
+from avkd.report.runs import Run, RunMean, load_runs, table_rows
 from avkd.report.sync import build_sync_report
 from avkd.report.tables import table_markdown
 
@@ -54,10 +55,11 @@ def make_eval(
     accuracy: dict[int, float | None],
     features: Artifact,
     parameters: int = STUDENT,
+    split: str = "test",
 ) -> Artifact:
     """An evaluation artifact in the layout of ``avkd.tasks.sync.evaluate``."""
     frames = sorted(accuracy)
-    config = {"split": "test", "frames": frames, "tolerance": 1, "limit": None}
+    config = {"split": split, "frames": frames, "tolerance": 1, "limit": None}
     with ArtifactWriter(root / name, "evaluation", config, inputs=[features, model]) as writer:
         summary = {
             "label": label,
@@ -79,10 +81,10 @@ def make_eval(
         return writer.commit(metrics=metrics, label=label)
 
 
-def student(method: str, weighting: str = "uniform", layers: str = "all") -> dict[str, Any]:
+def student(method: str, weighting: str = "uniform", layers: str = "all", seed: int = 0) -> dict[str, Any]:
     return {
         "model": {"name": "vocalist", "width": 200},
-        "loop": {"epochs": 3},
+        "loop": {"epochs": 3, "seed": seed},
         "method": method,
         "weighting": weighting,
         "layers": layers,
@@ -211,7 +213,8 @@ def test_layers_figure_and_missing_model(tmp_path: Path) -> None:
 def test_replaced_model_is_not_read(evals: dict[str, Artifact], tmp_path: Path) -> None:
     """A model retrained in place after the evaluation: the row keeps the evaluated id, the new logs are ignored."""
     summary = json.loads((evals["mtd"].path / "accuracy.json").read_text())
-    with ArtifactWriter(summary["model"]["path"], "model", student("kd"), overwrite=True) as writer:
+    (model_path,) = [i["path"] for i in evals["mtd"].manifest["inputs"] if i["kind"] == "model"]
+    with ArtifactWriter(model_path, "model", student("kd"), overwrite=True) as writer:
         writer.path("model.pt").write_bytes(b"other weights")
         new = writer.commit(metrics={"parameters": STUDENT})
     (run,) = load_runs([evals["mtd"].path])
@@ -223,7 +226,7 @@ def test_replaced_model_is_not_read(evals: dict[str, Artifact], tmp_path: Path) 
 def test_errors(evals: dict[str, Artifact], tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         build_sync_report([], tmp_path / "r")
-    model_path = Path(json.loads((evals["bce"].path / "accuracy.json").read_text())["model"]["path"])
+    (model_path,) = [Path(i["path"]) for i in evals["bce"].manifest["inputs"] if i["kind"] == "model"]
     with pytest.raises(ArtifactError, match=r"m_bce: is a 'model' artifact, expected 'evaluation'"):
         build_sync_report([evals["bce"].path, model_path], tmp_path / "r")
     assert not (tmp_path / "r").exists()
@@ -255,3 +258,72 @@ def test_cli(evals: dict[str, Artifact], tmp_path: Path) -> None:
     assert "layers.png (Fig. 3) not drawn" in (out / "report.md").read_text()  # one variant is no layer study
     result = runner.invoke(app, ["report", str(evals["kd"].path), "--out", str(tmp_path / "rep2")])
     assert result.exit_code == 0 and "| KD | 40.00 |" in result.stdout
+
+
+def test_seeds_sharing_a_label_are_one_row_of_mean_and_sd(tmp_path: Path) -> None:
+    """Three MTD seeds and two F4 seeds become one row each (mean ± sample sd, n per K); BCE, seen once, stays
+    a plain row; every single run stays in report.json beside the aggregates."""
+    feats = make_features(tmp_path)
+    mtd = [(0, {5: 0.40, 7: 0.50, 9: 0.9}), (1, {5: 0.42, 7: 0.60, 9: 0.9}), (2, {5: 0.44, 7: None, 9: 0.9})]
+    paths = []
+    for seed, acc in mtd:
+        model = make_model(tmp_path, f"m_mtd{seed}", student("mtd", "uw25", seed=seed), history=HISTORY)
+        paths.append(make_eval(tmp_path, f"e_mtd{seed}", "MTD", model, acc, feats).path)
+    bce = make_model(tmp_path, "m_bce", student("bce"))
+    paths.insert(1, make_eval(tmp_path, "e_bce", "BCE", bce, {5: 0.3722, 7: 0.5, 9: 0.61255}, feats).path)
+    for seed, k5 in ((3, 0.80), (4, 0.86)):
+        model = make_model(tmp_path, f"m_f4{seed}", student("nmtd", "uniform", "fusion4", seed=seed))
+        paths.append(make_eval(tmp_path, f"e_f4{seed}", "F4", model, {5: k5, 7: 0.9, 9: 0.95}, feats).path)
+    art = build_sync_report(paths, tmp_path / "report")
+    ids = [load_artifact(p).id for p in paths]
+    md = (art.path / "report.md").read_text()
+    # MTD K5: 0.40, 0.42, 0.44 -> mean 42.00, sd sqrt((0.02² + 0 + 0.02²) / 2) = 2.00; K7: 0.5, 0.6 (the third
+    # is NaN) -> 55.00 ± sqrt(2 · 0.05²) = 7.07 (n=2); K9: 90.00 ± 0.00. F4 K5: 0.80, 0.86 -> 83.00 ± 4.24.
+    assert "| MTD | 42.00 ± 2.00 (n=3) | 55.00 ± 7.07 (n=2) | 90.00 ± 0.00 (n=3) | 13.28 | 12 |" in md
+    assert "| BCE | 37.22 | 50.00 | 61.26 | 13.28 | 12 |" in md
+    assert "| F4 | 83.00 ± 4.24 (n=2) | 90.00 ± 0.00 (n=2) | 95.00 ± 0.00 (n=2) |" in md
+    assert md.index("| MTD |") < md.index("| BCE |") < md.index("| F4 |")  # first-seen order
+    mtd_row = next(line for line in md.splitlines() if line.startswith("| MTD |"))
+    assert all(f"`{ids[i]}`" in mtd_row for i in (0, 2, 3))
+
+    report = json.loads((art.path / "report.json").read_text())
+    assert [r["label"] for r in report["runs"]] == ["MTD", "BCE", "MTD", "MTD", "F4", "F4"]
+    assert [r["eval_id"] for r in report["runs"]] == ids
+    mtd_mean, f4_mean = report["aggregates"]
+    assert (mtd_mean["label"], mtd_mean["n"], mtd_mean["seeds"]) == ("MTD", 3, [0, 1, 2])
+    assert mtd_mean["evaluations"] == [ids[0], ids[2], ids[3]]
+    assert mtd_mean["accuracy"]["5"] == {"mean": pytest.approx(0.42), "sd": pytest.approx(0.02), "n": 3}
+    assert mtd_mean["accuracy"]["7"] == {"mean": pytest.approx(0.55), "sd": pytest.approx(0.0707107), "n": 2}
+    assert f4_mean["accuracy"]["5"]["sd"] == pytest.approx(math.sqrt(2 * 0.03**2))
+    assert art.metrics["runs"] == 6 and art.metrics["rows"] == 3
+
+    rows, notes = table_rows(load_runs(paths))
+    assert [type(r) for r in rows] == [RunMean, Run, RunMean] and notes == []
+    # Fig. 3 plots the rows, each variant once at its mean; the loss ratios each seed's own log.
+    assert [(r.variant, r.accuracy[5]) for r in layer_runs(rows)] == [
+        ("BCE", 0.3722),
+        ("F4", pytest.approx(0.83)),
+        ("UW-25D", pytest.approx(0.42)),
+    ]
+    assert art.metrics["figures"] == ["accuracy_vs_frames", "layers", "loss_ratio", "size_vs_accuracy"]
+    for file in report["figures"].values():
+        read_png(art.path / file)
+    assert list(report["loss_ratio"]) == [ids[0], ids[2], ids[3]]
+    from avkd.tasks import get_task
+
+    assert "| MTD | 42.00 ± 2.00 (n=3) |" in get_task("sync").report_text(art)  # what `avkd report` prints
+
+
+def test_a_label_with_different_splits_is_kept_apart(tmp_path: Path) -> None:
+    feats = make_features(tmp_path)
+    teacher = make_model(tmp_path, "m_teacher", {"model": {"name": "vocalist"}, "loop": {"seed": 0}})
+    paths = [
+        make_eval(tmp_path, "e_test", "teacher", teacher, {5: 0.6}, feats).path,
+        make_eval(tmp_path, "e_val", "teacher", teacher, {5: 0.7}, feats, split="val").path,
+    ]
+    art = build_sync_report(paths, tmp_path / "report")
+    md = (art.path / "report.md").read_text()
+    assert "| teacher | 60.00 |" in md and "| teacher | 70.00 |" in md and "(n=" not in md
+    assert "'teacher' is 2 rows, not averaged: its evaluations differ in split (test, val)" in md
+    assert "teacher: evaluated on split 'val', not 'test'" in md
+    assert json.loads((art.path / "report.json").read_text())["aggregates"] == []

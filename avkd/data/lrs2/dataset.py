@@ -16,6 +16,11 @@ Choices where the reference is loose, and why:
   drops the last step, the training-time framing of §1.4; the two differ only slightly (§1.4).
 - Silence rule of §3.1: when the positive window's RMS is at most 0.01, the negative is redrawn (up to 10 times)
   until its audio is not silent.
+- ``pairing="same_window"`` (not in the reference, which draws every sample on its own): samples ``2k`` and
+  ``2k+1`` share a clip and a video window, the first with its own audio (label 1), the second with audio at
+  another offset (label 0). Every negative then differs from a positive of the same batch only in the audio's
+  offset, which is what the retrieval protocol asks the model to tell apart. On the demo's corpus it raised a
+  10-epoch teacher's K5 from 37.8 to 46.0 (K15 unchanged; README "What holds the demo's teacher back").
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class SyncSamplingConfig:
     silence_rms: float = 0.01
     #: Clips shorter than this are not sampled (the reference skips clips of <= 25 frames).
     min_clip_frames: int = 26
+    #: "independent" (the reference: each sample its own window, positive with ``positive_fraction``) or
+    #: "same_window" (module docstring: pairs of samples share a video window, one positive, one negative;
+    #: ``positive_fraction`` is then 1/2 by construction).
+    pairing: Literal["independent", "same_window"] = "independent"
 
 
 def mel_window_steps(frames: int) -> int:
@@ -115,11 +124,14 @@ class SyncDataset(Dataset):
     def draw(self, index: int) -> SamplePlan:
         """Which clip, video window and audio window sample ``index`` uses (a pure function of seed/epoch/index)."""
         c = self.config
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        paired = c.pairing == "same_window"
+        # A pair's two samples draw the same clip and window from the same stream; the odd one goes on to
+        # draw its offset.
+        rng = np.random.default_rng([self.seed, self.epoch, index // 2 if paired else index])
         key = self.keys[rng.integers(len(self.keys))]
         n = self.store.info(key)["n_frames"]
         start = int(rng.integers(0, n - c.frames + 1))
-        positive = bool(rng.random() < c.positive_fraction)
+        positive = index % 2 == 0 if paired else bool(rng.random() < c.positive_fraction)
         audio_start = start if positive else self._negative_start(rng, key, start, n)
         return SamplePlan(key, start, audio_start, positive)
 

@@ -217,6 +217,9 @@ def _process(utt: Utterance) -> tuple[Utterance, store.UtteranceFeatures | None,
     except Exception as exc:  # a decoder or detector bug on one file must not end a day-long job
         return utt, None, f"unexpected {type(exc).__name__}: {exc}"
     features.attrs["tag"] = utt.tag
+    # The clip's path under the corpus root (the root is in the manifest's "corpus"): the stored features, and
+    # so the artifact's id, do not depend on where the corpus lies.
+    features.attrs["source"] = f"{utt.source_key}{utt.path.suffix}"
     return utt, features, None
 
 
@@ -329,7 +332,9 @@ def preprocess_lrs2(
         all_failures.sort(key=lambda f: f["order"])
         atomic_write_text(writer.path(store.INDEX), jsonl_text(entries))
         atomic_write_text(writer.path(FAILURES), jsonl_text(all_failures))
-        artifact = writer.commit(metrics=summarize(entries, all_failures, config.fps))
+        artifact = writer.commit(
+            metrics=summarize(entries, all_failures, config.fps), corpus=str(root.resolve())
+        )
     return PreprocessResult(artifact, len(todo), len(new_failures), len(done), time.monotonic() - start)
 
 
@@ -498,6 +503,7 @@ def merge_lrs2(shards: list[str | Path], out: str | Path, overwrite: bool = Fals
         return writer.commit(
             metrics=summarize(entries, failures, merged_config["fps"]),
             merged_from=[a.ref() for a in arts],
+            corpus=arts[0].manifest.get("corpus"),
         )
 
 

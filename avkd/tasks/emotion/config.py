@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avkd.core.config import bounded
+from avkd.evaluate.classify import protocol_problem
 from avkd.models.device import device_problem
 from avkd.models.io import ModelSpec
 from avkd.train.loop import LoopConfig
@@ -83,3 +84,6 @@ class EmotionEvalConfig:
     split: str = "test"
     batch_size: int = bounded(24, ge=1)
     device: str = bounded("cpu", check=device_problem)
+    #: "avkd" (binary F1 in scikit-learn's argument order) or "reference" (MulT's eval_mosei_senti, which swaps
+    #: them; docs/reference/mult-mosei.md §2.2, :mod:`avkd.evaluate.classify` item 9).
+    protocol: str = bounded("avkd", check=protocol_problem)

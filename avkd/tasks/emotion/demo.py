@@ -14,19 +14,21 @@ are chosen so that the chain takes a few CPU minutes and the teacher clearly lea
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avkd.core.artifacts import EVALUATION, MODEL, MOSEI_FEATURES, REPORT, Artifact
+from avkd.core.config import bounded
 from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
-from avkd.report.emotion import build_emotion_report, emotion_row
+from avkd.report.emotion import build_emotion_report, emotion_row, emotion_rows
 from avkd.report.tables import emotion_table
-from avkd.tasks.base import reuse_or_build
+from avkd.tasks.base import demo_summary, reuse_or_build, seed_folder, seeded_loop
 from avkd.tasks.emotion.config import (
     EmotionDistillConfig,
     EmotionEvalConfig,
@@ -66,6 +68,10 @@ class EmotionDemoConfig:
     #: Student-teacher configuration (docs/reference/mult-mosei.md §5.2); 5 = complete teacher, V_S←A_S and V_S←L_S distilled.
     config_id: int = 5
     student_loop: LoopConfig = field(default_factory=lambda: emotion_loop(20, device="cpu"))
+    #: Train (and distil and evaluate) with seeds 0..seeds-1; the report shows each row as mean ± sd over them.
+    seeds: int = bounded(1, ge=1)
+    #: Deterministic kernels in every training stage (avkd.train.determinism); sets both loops' deterministic.
+    deterministic: bool = True
 
 
 def run_emotion_demo(
@@ -78,7 +84,7 @@ def run_emotion_demo(
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    corpus, features, teacher = out / "corpus", out / "features", out / "teacher"
+    corpus, features = out / "corpus", out / "features"
     steps = 4 + len(config.methods)
 
     if (corpus / CORPUS_MARKER).is_file():
@@ -103,38 +109,12 @@ def run_emotion_demo(
     counts = feats.metrics.get("per_split", {})
     log(f"      segments per split: {counts}; failures: {feats.metrics.get('failures', 0)}")
 
-    model = reuse_or_build(
-        teacher,
-        MODEL,
-        f"[3/{steps}] teacher",
-        lambda: train_emotion_teacher(
-            config.teacher, features, teacher, resume=True, show_progress=show_progress
-        ),
-    )
-    m = model.metrics
-    log(
-        f"      MulT (complete): {m['parameters']:,} parameters, best val acc7 {m['best_val_acc7']:.3f} (epoch {m['best_epoch']})"
-    )
-    evaluations = [_evaluate(teacher, features, out / "eval-teacher", "teacher", f"[4/{steps}]")]
-
-    for i, method in enumerate(config.methods):
-        student_dir = out / f"student-{method}"
-        student_cfg = EmotionDistillConfig(
-            method=method, config_id=config.config_id, loop=config.student_loop
-        )
-        student = reuse_or_build(
-            student_dir,
-            MODEL,
-            f"[{5 + i}/{steps}] student, {method}",
-            lambda cfg=student_cfg, path=student_dir: distill_emotion(
-                cfg, teacher, features, path, resume=True, show_progress=show_progress
-            ),
-        )
-        log(
-            f"      {student.metrics['parameters']:,} parameters, best val acc7 {student.metrics['best_val_acc7']:.3f}"
-        )
-        label = "student without KD" if method == "none" else f"{method} student"
-        evaluations.append(_evaluate(student_dir, features, out / f"eval-{method}", label, "      "))
+    evaluations: list[Artifact] = []
+    models: list[Artifact] = []
+    for seed in range(config.seeds):
+        model, runs = _seed_runs(config, out, features, seed, steps, show_progress)
+        models.append(model)
+        evaluations.extend(runs)
 
     report = reuse_or_build(
         out / "report",
@@ -143,20 +123,61 @@ def run_emotion_demo(
         lambda: build_emotion_report(
             evaluations, out / "report", title="avkd emotion demo (synthetic CMU-MOSEI)"
         ),
+        inputs=evaluations,
     )
-    table = emotion_table([emotion_row(a) for a in evaluations])
+    rows, _ = emotion_rows([emotion_row(a) for a in evaluations])
+    table = emotion_table(rows, timing=False)  # its ms / batch is in the report
     log("      7-class emotion on the synthetic test split (%):")
     for line in table.splitlines():
         log("      " + line)
     log(f"      report: {report.path / 'report.md'}")
-    return {
-        "out": str(out),
-        "artifacts": {a.path.name: {"kind": a.kind, "id": a.id} for a in (feats, model, *evaluations)},
-        "features": feats.metrics,
-        "teacher": model.metrics,
-        "acc7": {a.manifest.get("label"): a.metrics["acc7"] for a in evaluations},
-        "table": table,
-    }
+    return demo_summary(out, feats, models, evaluations, config.seeds, "acc7", table)
+
+
+def _seed_runs(
+    config: EmotionDemoConfig, out: Path, features: Path, seed: int, steps: int, show_progress: bool
+) -> tuple[Artifact, list[Artifact]]:
+    """The teacher, the students and their evaluations trained with one seed, in :func:`seed_folder`."""
+    where = seed_folder(out, seed)
+    tag = f" (seed {seed})" if config.seeds > 1 else ""
+    teacher = where / "teacher"
+    teacher_cfg = dataclasses.replace(
+        config.teacher, loop=seeded_loop(config.teacher.loop, seed, config.deterministic)
+    )
+    model = reuse_or_build(
+        teacher,
+        MODEL,
+        f"[3/{steps}] teacher{tag}",
+        lambda: train_emotion_teacher(
+            teacher_cfg, features, teacher, resume=True, show_progress=show_progress
+        ),
+    )
+    m = model.metrics
+    log(
+        f"      MulT (complete): {m['parameters']:,} parameters, best val acc7 {m['best_val_acc7']:.3f} (epoch {m['best_epoch']})"
+    )
+    evaluations = [_evaluate(teacher, features, where / "eval-teacher", "teacher", f"[4/{steps}]")]
+    for i, method in enumerate(config.methods):
+        student_dir = where / f"student-{method}"
+        student_cfg = EmotionDistillConfig(
+            method=method,
+            config_id=config.config_id,
+            loop=seeded_loop(config.student_loop, seed, config.deterministic),
+        )
+        student = reuse_or_build(
+            student_dir,
+            MODEL,
+            f"[{5 + i}/{steps}] student, {method}{tag}",
+            lambda cfg=student_cfg, path=student_dir: distill_emotion(
+                cfg, teacher, features, path, resume=True, show_progress=show_progress
+            ),
+        )
+        log(
+            f"      {student.metrics['parameters']:,} parameters, best val acc7 {student.metrics['best_val_acc7']:.3f}"
+        )
+        label = "student without KD" if method == "none" else f"{method} student"
+        evaluations.append(_evaluate(student_dir, features, where / f"eval-{method}", label, "      "))
+    return model, evaluations
 
 
 def _evaluate(model: Path, features: Path, out: Path, label: str, title: str) -> Artifact:

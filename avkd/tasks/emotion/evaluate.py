@@ -40,7 +40,8 @@ def evaluate_emotion_artifact(
     show_progress: bool = True,
 ) -> Artifact:
     """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
-    of an emotion model on a ``mosei-features`` split; also its parameter count and milliseconds per batch."""
+    of an emotion model on a ``mosei-features`` split, under ``config.protocol`` (recorded in ``metrics.json``
+    and ``metrics.md``); also its parameter count and milliseconds per batch."""
     validate(config)
     device = resolve_device(config.device)
     feats = load_artifact(features, kind=MOSEI_FEATURES)
@@ -67,11 +68,11 @@ def evaluate_emotion_artifact(
             logits, labels = predict(loaded.model, dataset, device, config.batch_size, progress=bar.advance)
         batches = max(1, -(-len(dataset) // config.batch_size))
         ms_per_batch = 1000 * (time.perf_counter() - start) / batches
-        result = emotion_metrics(labels, logits=logits, train_labels=train_labels)
+        result = emotion_metrics(labels, logits=logits, train_labels=train_labels, protocol=config.protocol)
         summary = {
             "label": label,
             "task": "emotion",
-            "model": loaded.artifact.ref() if loaded.artifact else {"path": str(model)},
+            "model": loaded.reference(model),
             "parameters": count_parameters(loaded.model),
             "ms_per_batch": ms_per_batch,
             "batch_size": config.batch_size,
@@ -83,4 +84,5 @@ def evaluate_emotion_artifact(
             k: summary[k]
             for k in ("acc7", "f1_weighted", "acc2", "f1_binary", "mae", "corr", "parameters", "ms_per_batch")
         }
+        metrics["protocol"] = config.protocol
         return writer.commit(metrics=metrics, label=label, task="emotion")

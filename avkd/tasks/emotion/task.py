@@ -37,8 +37,8 @@ class EmotionTask(Task):
             "workers": "loop.num_workers",
         },
         "distill": {**LOOP_FLAGS, "method": "method", "config_id": "config_id"},
-        "evaluate": {"split": "split", "device": "device"},
-        "demo": {"seed": "corpus.seed"},
+        "evaluate": {"split": "split", "device": "device", "protocol": "protocol"},
+        "demo": {"seed": "corpus.seed", "seeds": "seeds", "deterministic": "deterministic"},
     }
     selection_metric = "val_acc7"
     demo_folder = "avkd-demo-emotion"

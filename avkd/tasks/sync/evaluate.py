@@ -94,7 +94,7 @@ def evaluate_sync_artifact(
         clips = table.pop("clips")
         summary = {
             "label": label,
-            "model": loaded.artifact.ref() if loaded.artifact else {"path": str(model)},
+            "model": loaded.reference(model),
             "parameters": count_parameters(loaded.model),
             **table,
         }

@@ -6,9 +6,7 @@ import json
 from typing import Any, ClassVar
 
 from avkd.core.artifacts import LRS2_FEATURES, Artifact
-from avkd.report.runs import Run, union_frames
-from avkd.report.sync import build_sync_report
-from avkd.report.tables import table_markdown
+from avkd.report.sync import build_sync_report, report_runs, report_table
 from avkd.tasks.base import LOOP_FLAGS, Task, register_task
 from avkd.tasks.sync.config import DistillConfig, SyncEvalConfig, SyncTrainConfig
 from avkd.tasks.sync.demo import DemoConfig, run_demo
@@ -56,7 +54,13 @@ class SyncTask(Task):
             "save_scores": "save_scores",
             "protocol": "protocol",
         },
-        "demo": {"utterances": "utterances", "workers": "workers", "seed": "seed"},
+        "demo": {
+            "utterances": "utterances",
+            "workers": "workers",
+            "seed": "seed",
+            "seeds": "seeds",
+            "deterministic": "deterministic",
+        },
     }
     selection_metric = "val_f1"
     demo_folder = "avkd-demo"
@@ -68,15 +72,11 @@ class SyncTask(Task):
     demo_stage = staticmethod(run_demo)
     evaluation_table = "accuracy.md"
 
-    def _runs(self, report: Artifact) -> list[Run]:
-        return [Run.from_json(r) for r in json.loads((report.path / "report.json").read_text())["runs"]]
-
     def report_text(self, report: Artifact) -> str:
-        """The runs table (the report's published rows and figures are in report.md)."""
-        runs = self._runs(report)
-        return table_markdown(runs, union_frames(runs)).rstrip()
+        return report_table(report).rstrip()
 
     def report_json(self, report: Artifact) -> dict[str, Any]:
+        payload = json.loads((report.path / "report.json").read_text())
         return {
             "runs": [
                 {
@@ -88,6 +88,8 @@ class SyncTask(Task):
                     "parameters": r.parameters,
                     "accuracy": {str(k): v for k, v in r.accuracy.items()},
                 }
-                for r in self._runs(report)
-            ]
+                for r in report_runs(report)
+            ],
+            # Reports written before seeds were an axis have no aggregates.
+            "aggregates": payload.get("aggregates", []),
         }

@@ -37,6 +37,20 @@ def test_negatives_are_shifted_within_the_offset_range(features) -> None:
     assert (offsets < 0).any() and (offsets > 0).any()
 
 
+def test_same_window_pairs_share_the_video_and_differ_in_the_audio(features) -> None:
+    config = SyncSamplingConfig(pairing="same_window")
+    ds = SyncDataset(FeatureStore(features), "pretrain", config, samples=40, seed=2)
+    plans = [ds.draw(i) for i in range(40)]
+    for pos, neg in zip(plans[0::2], plans[1::2], strict=True):
+        assert pos.positive and not neg.positive
+        assert (pos.key, pos.start) == (neg.key, neg.start)
+        assert pos.audio_start == pos.start != neg.audio_start
+        assert torch.equal(ds[plans.index(pos)][0], ds[plans.index(pos) + 1][0])  # the same frames
+    assert len({(p.key, p.start) for p in plans}) > 10  # and the pairs differ from each other
+    independent = SyncDataset(FeatureStore(features), "pretrain", samples=40, seed=2)
+    assert [independent.draw(i) for i in range(40)] != plans
+
+
 def test_samples_are_a_function_of_seed_epoch_index(features) -> None:
     store = FeatureStore(features)
     a, b = SyncDataset(store, "val", samples=20, seed=5), SyncDataset(store, "val", samples=20, seed=5)

@@ -39,3 +39,19 @@ def test_emotion_demo_chain_and_reuse(tmp_path: Path, capsys) -> None:
     again = run_emotion_demo(tmp_path / "demo", tiny_emotion(), show_progress=False)
     assert again["acc7"] == summary["acc7"]
     assert capsys.readouterr().err.count("reusing") == 9  # the corpus and all eight artifacts
+
+
+def test_emotion_demo_is_reproducible_and_averages_seeds(tmp_path: Path) -> None:
+    """The same command into two folders gives the same ids and table; with two seeds each row is a mean."""
+    first = run_emotion_demo(tmp_path / "a", tiny_emotion(), show_progress=False)
+    second = run_emotion_demo(tmp_path / "b", tiny_emotion(), show_progress=False)
+    assert first["artifacts"] == second["artifacts"]
+    assert first["table"] == second["table"]
+    config = tiny_emotion()
+    config.seeds = 2
+    both = run_emotion_demo(tmp_path / "a", config, show_progress=False)
+    assert both["artifacts"]["teacher"] == first["artifacts"]["teacher"]  # seed 0 reused
+    assert load_artifact(tmp_path / "a" / "seed-1" / "student-edam-s").config["loop"]["seed"] == 1
+    for label in ("teacher", "student without KD", "edam-s student"):
+        row = next(line for line in both["table"].splitlines() if line.startswith(f"| {label} |"))
+        assert "(n=2)" in row

@@ -104,6 +104,22 @@ def test_train_and_evaluate_cli(mosei_features: Path, tmp_path: Path, capsys) ->
     assert main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "e2"), "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["id"] == load_artifact(tmp_path / "e").id
     assert main(["train", "teacher", "--task", "mosei", "--data", str(mosei_features), "--out", str(tmp_path / "x"), "--width", "3"]) == 2  # fmt: skip
+    # MulT's convention (binary F1 weighted by the predicted classes) is recorded in both files and the manifest.
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "ref"), "--protocol", "reference"]) == 0  # fmt: skip
+    ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    assert ref["protocol"] == "reference" and summary["protocol"] == "avkd"
+    assert load_artifact(tmp_path / "ref").metrics["protocol"] == "reference"
+    assert (tmp_path / "ref" / "metrics.md").read_text().rstrip().endswith("| reference |")
+    assert ref["acc7"] == summary["acc7"] and ref["acc2"] == summary["acc2"]  # the same predictions
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "mosei", "--model", str(tmp_path / "t"), "--data", str(mosei_features), "--out", str(tmp_path / "bad"), "--protocol", "official"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        "--protocol: 'official' is not a protocol: expected avkd or reference" in err
+        and len(err.splitlines()) == 1
+    )
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
     # The report gains the emotion track's Table-1-shaped table.
     capsys.readouterr()
     assert main(["report", str(tmp_path / "e"), "--out", str(tmp_path / "r")]) == 0

@@ -39,3 +39,52 @@ def test_demo_chain_and_reuse(tmp_path: Path, capsys) -> None:
     again = run_demo(tmp_path / "demo", tiny(), show_progress=False)
     assert again["accuracy"] == summary["accuracy"]
     assert capsys.readouterr().err.count("reusing") == 9  # the corpus and all eight artifacts
+
+
+@pytest.mark.slow  # ~16 s: the toy chain twice
+def test_same_command_gives_the_same_ids_and_table(tmp_path: Path) -> None:
+    """Deterministic by default: two runs of one command into two folders agree on every artifact id (corpus
+    encoding, features, weights, evaluations) and print the same table."""
+    first = run_demo(tmp_path / "a", tiny(), show_progress=False)
+    second = run_demo(tmp_path / "b", tiny(), show_progress=False)
+    assert first["artifacts"] == second["artifacts"]
+    assert first["table"] == second["table"]
+    teacher = load_artifact(tmp_path / "a" / "teacher")
+    assert teacher.config["loop"]["deterministic"] is True
+    assert teacher.metrics["torch_threads"] >= 1
+
+
+@pytest.mark.slow  # ~14 s: a one-seed chain, then a second seed beside it
+def test_seeds_add_runs_and_the_report_averages_them(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    single = run_demo(out, tiny(), show_progress=False)
+    config = tiny()
+    config.seeds = 2
+    capsys.readouterr()
+    both = run_demo(out, config, show_progress=False)
+    err = capsys.readouterr().err
+    # Seed 0 is the plain run's, reused; seed 1 trains in seed-1/; the old report is rebuilt from all six.
+    assert both["artifacts"]["teacher"] == single["artifacts"]["teacher"]
+    assert {"seed-1/teacher", "seed-1/eval-mtd", "seed-1/eval-bce"} <= set(both["artifacts"])
+    assert load_artifact(out / "seed-1" / "teacher").config["loop"]["seed"] == 1
+    assert load_artifact(out / "seed-1" / "student-mtd").config["loop"]["seed"] == 1
+    assert both["artifacts"]["seed-1/teacher"] != both["artifacts"]["teacher"]
+    assert "was made from other inputs; rebuilding it" in err
+    report = load_artifact(out / "report")
+    assert len(report.manifest["inputs"]) == 6
+    for label in ("teacher", "MTD student", "BCE student"):
+        row = next(line for line in both["table"].splitlines() if line.startswith(f"| {label} |"))
+        assert "(n=2)" in row
+
+
+def test_deterministic_and_seeds_flags_reach_the_configs() -> None:
+    from avkd.tasks import get_task
+
+    sync, emotion = get_task("sync"), get_task("emotion")
+    assert sync.config("demo", None, (), {}).deterministic is True  # the demo's default
+    assert sync.config("demo", None, (), {"deterministic": False, "seeds": 3}).seeds == 3
+    assert emotion.config("demo", None, (), {"seeds": 2}).seeds == 2
+    for task in (sync, emotion):
+        assert task.config("train", None, (), {}).loop.deterministic is False  # a stage's default
+        assert task.config("train", None, (), {"deterministic": True}).loop.deterministic is True
+        assert task.config("distill", None, (), {"deterministic": True}).loop.deterministic is True
