@@ -32,10 +32,12 @@ __all__ = [
     "build_report",
     "demo_summary",
     "get_task",
+    "over_seeds",
     "register_task",
     "reuse_or_build",
     "seed_folder",
     "seeded_loop",
+    "seeded_stage",
     "task_of",
 ]
 
@@ -228,6 +230,29 @@ def seed_folder(out: Path, seed: int) -> Path:
 def seeded_loop(loop: L, seed: int, deterministic: bool) -> L:
     """A demo stage's training loop settings with the run's seed and determinism."""
     return dataclasses.replace(loop, seed=seed, deterministic=deterministic)
+
+
+def seeded_stage(stage: L, seed: int, deterministic: bool, **changes: Any) -> L:
+    """A training stage's config (anything with a ``loop``) with :func:`seeded_loop` and other ``changes``."""
+    return dataclasses.replace(
+        stage,
+        loop=seeded_loop(stage.loop, seed, deterministic),  # type: ignore[attr-defined]
+        **changes,
+    )
+
+
+def over_seeds(
+    seeds: int, run: Callable[[int], tuple[Artifact, list[Artifact]]]
+) -> tuple[list[Artifact], list[Artifact]]:
+    """A demo's runs for seeds 0..seeds-1: ``run(seed)`` gives that seed's teacher and evaluations; returns all
+    teachers and all evaluations, seed by seed (the order the report's rows and ``demo_summary`` expect)."""
+    teachers: list[Artifact] = []
+    evaluations: list[Artifact] = []
+    for seed in range(seeds):
+        teacher, runs = run(seed)
+        teachers.append(teacher)
+        evaluations.extend(runs)
+    return teachers, evaluations
 
 
 def demo_summary(

@@ -165,8 +165,12 @@ def extract_features(
     config: LRS2PreprocessConfig,
     detector: FaceDetector,
     detector_key: str | None = None,
+    source: str | None = None,
 ) -> store.UtteranceFeatures:
-    """Decode one mp4 and compute everything stored for it; any problem is a :class:`MediaError`."""
+    """Decode one mp4 and compute everything stored for it; any problem is a :class:`MediaError`.
+
+    ``source`` is the name recorded for the clip (default: ``path``); a corpus records the path under its root,
+    so that the stored features, and an artifact's id, do not depend on where the corpus lies."""
     media, frames, wave = read_clip(path, config)
     boxes = detector.boxes(frames, key=detector_key or key)
     crops = crop_faces(frames, boxes, size=config.crop_size)
@@ -176,7 +180,7 @@ def extract_features(
     attrs = {
         "fps": float(config.fps),
         "sample_rate": int(config.sample_rate),
-        "source": str(path),
+        "source": source if source is not None else str(path),
         "source_frames": int(media.frames.shape[0]),
         "source_fps": float(media.fps),
         "source_sample_rate": int(media.sample_rate),
@@ -210,16 +214,18 @@ def _process(utt: Utterance) -> tuple[Utterance, store.UtteranceFeatures | None,
         return utt, None, f"file missing: {utt.path}"
     try:
         features = extract_features(
-            utt.path, utt.key, config, _WORKER["detector"], detector_key=utt.source_key
+            utt.path,
+            utt.key,
+            config,
+            _WORKER["detector"],
+            detector_key=utt.source_key,
+            source=f"{utt.source_key}{utt.path.suffix}",  # the root is the manifest's "corpus"
         )
     except MediaError as exc:
         return utt, None, str(exc).removeprefix(f"{utt.path}: ")
     except Exception as exc:  # a decoder or detector bug on one file must not end a day-long job
         return utt, None, f"unexpected {type(exc).__name__}: {exc}"
     features.attrs["tag"] = utt.tag
-    # The clip's path under the corpus root (the root is in the manifest's "corpus"): the stored features, and
-    # so the artifact's id, do not depend on where the corpus lies.
-    features.attrs["source"] = f"{utt.source_key}{utt.path.suffix}"
     return utt, features, None
 
 

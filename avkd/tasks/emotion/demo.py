@@ -14,7 +14,6 @@ are chosen so that the chain takes a few CPU minutes and the teacher clearly lea
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,14 @@ from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 from avkd.report.emotion import build_emotion_report, emotion_row, emotion_rows
 from avkd.report.tables import emotion_table
-from avkd.tasks.base import demo_summary, reuse_or_build, seed_folder, seeded_loop
+from avkd.tasks.base import (
+    demo_summary,
+    over_seeds,
+    reuse_or_build,
+    seed_folder,
+    seeded_loop,
+    seeded_stage,
+)
 from avkd.tasks.emotion.config import (
     EmotionDistillConfig,
     EmotionEvalConfig,
@@ -109,12 +115,9 @@ def run_emotion_demo(
     counts = feats.metrics.get("per_split", {})
     log(f"      segments per split: {counts}; failures: {feats.metrics.get('failures', 0)}")
 
-    evaluations: list[Artifact] = []
-    models: list[Artifact] = []
-    for seed in range(config.seeds):
-        model, runs = _seed_runs(config, out, features, seed, steps, show_progress)
-        models.append(model)
-        evaluations.extend(runs)
+    models, evaluations = over_seeds(
+        config.seeds, lambda seed: _seed_runs(config, out, features, seed, steps, show_progress)
+    )
 
     report = reuse_or_build(
         out / "report",
@@ -141,9 +144,7 @@ def _seed_runs(
     where = seed_folder(out, seed)
     tag = f" (seed {seed})" if config.seeds > 1 else ""
     teacher = where / "teacher"
-    teacher_cfg = dataclasses.replace(
-        config.teacher, loop=seeded_loop(config.teacher.loop, seed, config.deterministic)
-    )
+    teacher_cfg = seeded_stage(config.teacher, seed, config.deterministic)
     model = reuse_or_build(
         teacher,
         MODEL,

@@ -8,7 +8,6 @@ the stages are the ones a real LRS2 run uses.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,13 @@ from avkd.data.lrs2.dataset import SyncSamplingConfig
 from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, describe, preprocess_lrs2
 from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 from avkd.report.sync import build_sync_report, report_table
-from avkd.tasks.base import demo_summary, reuse_or_build, seed_folder, seeded_loop
+from avkd.tasks.base import (
+    demo_summary,
+    over_seeds,
+    reuse_or_build,
+    seed_folder,
+    seeded_stage,
+)
 from avkd.tasks.sync.config import DistillConfig, SyncEvalConfig, SyncModelConfig, SyncTrainConfig
 from avkd.tasks.sync.distill import distill_sync
 from avkd.tasks.sync.evaluate import evaluate_sync_artifact
@@ -123,12 +128,9 @@ def run_demo(
     )
     log("      " + describe(feats))
 
-    evaluations: list[Artifact] = []
-    models: list[Artifact] = []
-    for seed in range(config.seeds):
-        model, runs = _seed_runs(config, out, features, seed, steps, show_progress)
-        models.append(model)
-        evaluations.extend(runs)
+    models, evaluations = over_seeds(
+        config.seeds, lambda seed: _seed_runs(config, out, features, seed, steps, show_progress)
+    )
     report = reuse_or_build(
         out / "report",
         REPORT,
@@ -156,9 +158,7 @@ def _seed_runs(
     where = seed_folder(out, seed)
     tag = f" (seed {seed})" if config.seeds > 1 else ""
     teacher = where / "teacher"
-    teacher_cfg = dataclasses.replace(
-        config.teacher, loop=seeded_loop(config.teacher.loop, seed, config.deterministic)
-    )
+    teacher_cfg = seeded_stage(config.teacher, seed, config.deterministic)
     model = reuse_or_build(
         teacher,
         MODEL,
@@ -176,11 +176,7 @@ def _seed_runs(
         return model, evaluations
     for i, method in enumerate(("mtd", "bce")):
         student_dir = where / f"student-{method}"
-        student_cfg = dataclasses.replace(
-            config.student,
-            method=method,
-            loop=seeded_loop(config.student.loop, seed, config.deterministic),
-        )
+        student_cfg = seeded_stage(config.student, seed, config.deterministic, method=method)
         model_art = reuse_or_build(
             student_dir,
             MODEL,
