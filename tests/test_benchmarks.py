@@ -121,3 +121,13 @@ def test_determinism_benchmark_small() -> None:
         _quotient_agrees(_figure(row, 3), _figure(row, 2), _figure(row, 1))
     # Deterministic kernels must reproduce the weights; what default kernels do is printed, not asserted.
     assert out.count("deterministic: two runs of 2 steps give identical weights: yes") == 2
+
+
+def test_ddp_benchmark_small() -> None:
+    out = _run("ddp.py", "--steps", "1", "--batch", "4")
+    batch = int(_find(r"global batch (\d+),", out).group(1))
+    for label in ("1 x 1", "1 x 1", "2 x 1"):
+        row = _find(rf"\| {label} \| {NUMBER} \| {NUMBER} \|", out)
+        _quotient_agrees(_figure(row, 2), (batch, 0.0), _figure(row, 1))
+    share = _find(rf"communication share of a 2-process step: {NUMBER}% \({NUMBER} s with", out)
+    assert 0.0 <= float(share.group(1)) <= 100.0

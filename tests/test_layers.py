@@ -1,7 +1,7 @@
 """The layering rule (docs/architecture.md): a module imports only from its own layer or the layers below it,
 there is no import cycle, and no avkd import hides inside a function to dodge one.
 
-core ← media ← data ← models ← losses ← evaluate ← train ← report ← tasks ← cli / doctor
+core ← media ← data ← models ← losses ← evaluate ← train ← report ← tasks ← mfh ← cli / doctor
 
 Only the command line (and ``avkd doctor``) imports library modules inside functions: on purpose, so that a
 command that needs no model never pays for torch (tests/cli/test_startup.py).
@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"train"},
     {"report"},
     {"tasks"},
+    {"mfh"},
     {"cli", "doctor", "__main__"},
 ]
 #: Where imports inside functions are allowed (lazy imports keep the CLI's start-up free of torch).

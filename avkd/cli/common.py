@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from avkd.core import config as cfg
+from avkd.core.progress import log
 
 C = TypeVar("C")
 
@@ -44,6 +45,14 @@ DeterministicOption = Annotated[
         help="Deterministic kernels: the same command on the same machine gives the same weights and ids "
         "(slower; see the README).",
         show_default="off; on in avkd demo",
+    ),
+]
+SyncBnOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--sync-bn/--no-sync-bn",
+        help="Under torchrun or srun: BatchNorm statistics over the global batch (small per-GPU batches).",
+        show_default="off",
     ),
 ]
 SamplesPerEpochOption = Annotated[
@@ -82,4 +91,4 @@ def emit_artifact(art: Any, json_out: bool, line: str, **extra: Any) -> None:
     if json_out:
         emit_json({"path": str(art.path), "id": art.id, "metrics": art.metrics, **extra})
     else:
-        print(line, file=sys.stderr, flush=True)
+        log(line)

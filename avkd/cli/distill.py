@@ -20,6 +20,7 @@ from avkd.cli.common import (
     SamplesPerEpochOption,
     SeedOption,
     SetOption,
+    SyncBnOption,
     TaskOption,
     emit_artifact,
 )
@@ -62,6 +63,7 @@ def distill(
     device: DeviceOption = None,
     seed: SeedOption = None,
     deterministic: DeterministicOption = None,
+    sync_bn: SyncBnOption = None,
     samples_per_epoch: SamplesPerEpochOption = None,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -87,6 +89,7 @@ def distill(
         "device": device,
         "seed": seed,
         "deterministic": deterministic,
+        "sync_bn": sync_bn,
         "samples_per_epoch": samples_per_epoch,
     }
     cfg = chosen.config("distill", config, set_ or (), flags)

@@ -16,6 +16,7 @@ from avkd.cli import (
     doctor,
     evaluate,
     imports,
+    mfh,
     preprocess,
     report,
     sync,
@@ -23,6 +24,8 @@ from avkd.cli import (
 )
 from avkd.core.artifacts import set_command_line
 from avkd.core.errors import AvkdError
+from avkd.core.progress import mute
+from avkd.core.world import world_from_env
 
 app = typer.Typer(
     name="avkd",
@@ -42,6 +45,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("demo")(demo.demo)
 app.command("doctor")(doctor.doctor)
+app.add_typer(mfh.app, name="mfh")
 
 
 def _version(value: bool) -> None:
@@ -68,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     set_command_line(["avkd", *(sys.argv[1:] if argv is None else argv)])
     try:
+        if not world_from_env().is_main:
+            # One voice per job under torchrun / srun: rank 0 prints and logs; the others say only what fails.
+            mute()
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
         # Standalone mode: Typer prints its own usage errors (exit 2) and help; what a command raises comes here.
         app(args=argv, prog_name="avkd", standalone_mode=True)
     except SystemExit as exc:

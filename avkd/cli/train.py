@@ -20,6 +20,7 @@ from avkd.cli.common import (
     SamplesPerEpochOption,
     SeedOption,
     SetOption,
+    SyncBnOption,
     TaskOption,
     emit_artifact,
 )
@@ -51,6 +52,7 @@ def teacher(
     device: DeviceOption = None,
     seed: SeedOption = None,
     deterministic: DeterministicOption = None,
+    sync_bn: SyncBnOption = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader workers.", show_default="0")] = None,
     samples_per_epoch: SamplesPerEpochOption = None,
     config: ConfigOption = None,
@@ -77,6 +79,7 @@ def teacher(
         "device": device,
         "seed": seed,
         "deterministic": deterministic,
+        "sync_bn": sync_bn,
         "workers": workers,
         "samples_per_epoch": samples_per_epoch,
     }

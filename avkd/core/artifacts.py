@@ -49,8 +49,16 @@ MOSEI_FEATURES = "mosei-features"  # avkd preprocess mosei (avkd.data.mosei.inge
 MODEL = "model"  # avkd train / distill / import (avkd.models.io)
 EVALUATION = "evaluation"  # avkd evaluate (each task's evaluation stage)
 REPORT = "report"  # avkd report (avkd.report)
+MFH_SIMULATION = "mfh-simulation"  # avkd mfh simulate (avkd.mfh.simulate)
 
-SCHEMAS: dict[str, int] = {LRS2_FEATURES: 1, MOSEI_FEATURES: 2, MODEL: 1, EVALUATION: 1, REPORT: 1}
+SCHEMAS: dict[str, int] = {
+    LRS2_FEATURES: 1,
+    MOSEI_FEATURES: 2,
+    MODEL: 1,
+    EVALUATION: 1,
+    REPORT: 1,
+    MFH_SIMULATION: 1,
+}
 
 
 #: The command line recorded in manifests; the CLI sets it (``sys.argv`` is the test runner's under pytest).

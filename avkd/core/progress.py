@@ -24,9 +24,20 @@ from rich.progress import (
 _console = Console(stderr=True)
 
 
+_muted = False
+
+
+def mute() -> None:
+    """Silence :func:`log` and progress bars for the rest of the process (the non-writing ranks of a
+    distributed run: one log per job, not one per process). Errors are still printed by the CLI."""
+    global _muted
+    _muted = True
+
+
 def log(message: str) -> None:
     """One line on stderr (plain text, no markup)."""
-    print(message, file=sys.stderr, flush=True)
+    if not _muted:
+        print(message, file=sys.stderr, flush=True)
 
 
 class ProgressReporter:
@@ -36,7 +47,7 @@ class ProgressReporter:
         self.total = total
         self.description = description
         self.interval = interval
-        self.enabled = enabled
+        self.enabled = enabled and not _muted
         self.done = 0
         self.notes: dict[str, int] = {}
         self.status = ""

@@ -33,7 +33,7 @@ import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from avkd.core.errors import UsageError
 from avkd.losses.base import DistillLoss, full_precision, register_loss, teacher_tensor
 from avkd.models.attention import Tapped
+from avkd.models.distributed import all_reduce_with_grad, gather_with_grad, world
 from avkd.models.mult import MOSEI_LENGTHS, STUDENT_CONFIGS
 
 __all__ = [
@@ -134,6 +135,11 @@ class ContrastMemory(nn.Module):
         self.register_buffer("memory_t", torch.rand(n_data, feat_dim).mul_(2 * stdv).add_(-stdv))
         self.register_buffer("z_s", torch.tensor(-1.0))
         self.register_buffer("z_t", torch.tensor(-1.0))
+        self._z_known = False  # whether z_s/z_t were checked on the host (they are set once, then constant)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._z_known = False
 
     def scores(self, v_s: Tensor, v_t: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         """``idx`` (B, K+1), column 0 = positive. Returns (out_s, out_t), each (B, K+1):
@@ -143,14 +149,26 @@ class ContrastMemory(nn.Module):
         w_s = self.memory_s.index_select(0, idx.reshape(-1)).view(b, kp1, -1)
         out_s = torch.exp(torch.bmm(w_t, v_s.unsqueeze(2)).squeeze(2) / self.nce_t)
         out_t = torch.exp(torch.bmm(w_s, v_t.unsqueeze(2)).squeeze(2) / self.nce_t)
-        with torch.no_grad():  # RD: Z set once, from the first batch, then constant (no host sync here)
-            self.z_s.copy_(torch.where(self.z_s < 0, out_s.mean() * self.n_data, self.z_s))
-            self.z_t.copy_(torch.where(self.z_t < 0, out_t.mean() * self.n_data, self.z_t))
+        if not self._z_known:  # one host read, on the first batch (or the first after a resume) only
+            with torch.no_grad():
+                if float(self.z_s) < 0:
+                    # RD: Z set once, from the first batch, then constant. Under data parallelism the mean is that
+                    # of the whole global batch, so every rank (and a one-process run) gets the same Z.
+                    sums = all_reduce_with_grad(torch.stack([out_s.sum(), out_t.sum()]).detach())
+                    count = out_s.numel() * world().size
+                    self.z_s.copy_(sums[0] / count * self.n_data)
+                    self.z_t.copy_(sums[1] / count * self.n_data)
+            self._z_known = True
         return out_s / self.z_s, out_t / self.z_t
 
     @torch.no_grad()
     def update(self, v_s: Tensor, v_t: Tensor, y: Tensor) -> None:
-        """m[y] ← normalise(momentum·m[y] + (1 − momentum)·v) in both banks (RD memory l.63-77)."""
+        """m[y] ← normalise(momentum·m[y] + (1 − momentum)·v) in both banks (RD memory l.63-77).
+
+        Under data parallelism every rank applies the whole global batch's rows (gathered), so the banks stay
+        the same on every rank and equal to a one-process run's.
+        """
+        v_s, v_t, y = gather_with_grad(v_s.detach()), gather_with_grad(v_t.detach()), gather_with_grad(y)
         for bank, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
             pos = bank.index_select(0, y) * self.momentum + v.detach().to(bank.dtype) * (1 - self.momentum)
             bank.index_copy_(0, y, pos / pos.pow(2).sum(1, keepdim=True).pow(0.5))

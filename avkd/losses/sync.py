@@ -22,6 +22,7 @@ from avkd.core.errors import UsageError
 from avkd.losses.base import DistillLoss, full_precision, register_loss, teacher_tensor
 from avkd.losses.layers import Pair, parse_layers
 from avkd.models.attention import Tapped
+from avkd.models.distributed import gather_with_grad
 
 __all__ = [
     "BceLoss",
@@ -204,8 +205,10 @@ class RKDLoss(DistillLoss):
         t = self.teacher_tap(teacher, self.feature)
         if s.dim() == 3:  # (T, B, D) taps: samples are on dim 1
             s, t = s.transpose(0, 1), t.transpose(0, 1)
-        s = s.float().reshape(s.size(0), -1)
-        t = t.float().reshape(t.size(0), -1)
+        # Relations over the global batch under data parallelism (identity in one process): every pair of samples,
+        # not only the pairs that happen to share a process; the gather keeps the student's gradient.
+        s = gather_with_grad(s.float().reshape(s.size(0), -1))
+        t = gather_with_grad(t.float().reshape(t.size(0), -1))
         with torch.no_grad():
             d_t = self._normalise(self._pdist(t))
             a_t = self._angles(t)

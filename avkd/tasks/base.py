@@ -54,6 +54,7 @@ LOOP_FLAGS = {
     "device": "loop.device",
     "seed": "loop.seed",
     "deterministic": "loop.deterministic",
+    "sync_bn": "loop.sync_batchnorm",
 }
 
 

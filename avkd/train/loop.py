@@ -7,8 +7,19 @@ rate schedule, validation and best-checkpoint selection, a JSONL metrics log, an
 Resume: ``checkpoints/last.pt`` holds model, optimizer, scheduler, scaler, position (epoch, step within the
 epoch), history and every RNG state. Datasets draw sample ``i`` of epoch ``e`` as a pure function of
 (seed, e, i) and are read in order, so a resumed run sees exactly the batches and dropout masks the
-uninterrupted run would have. SIGTERM / SIGUSR1 (Slurm's pre-emption and time-limit signals) make the loop save
-that checkpoint at the next step and exit with code 75, so a job script can requeue itself with ``--resume``.
+uninterrupted run would have. SIGTERM / SIGUSR1 / SIGUSR2 (Slurm's pre-emption and time-limit signals) make the loop
+save that checkpoint at the next step and exit with code 75, so a job script can requeue itself with ``--resume``.
+
+Data parallel: under ``torchrun`` or ``srun`` (:mod:`avkd.core.world`) the same loop runs one process per device.
+``batch_size`` stays the *global* batch: step s of an epoch is samples ``s·B .. s·B+B-1`` wherever it runs, and
+rank r of W reads its slice ``s·B + r·B/W ..``, so every rank takes the same number of steps and a run's samples do
+not depend on W. The trained modules are wrapped together in one ``DistributedDataParallel`` (the frozen teacher
+is not: it has no gradients), which averages gradients; with a loss that is a mean over samples this is the
+gradient of the global batch. Rank 0 alone validates (over the whole split), exports, logs and writes; the
+others read the checkpoint to resume. A stop signal on any rank stops all of them after the same step (one
+all-reduce per step carries it). Each rank's RNG state is in the checkpoint: a resume on the same number of
+processes is exact; on another number the position (global sample index) and the global batch hold, and the
+dropout masks differ.
 """
 
 from __future__ import annotations
@@ -26,14 +37,37 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from avkd.core.artifacts import MODEL, Artifact, ArtifactWriter, atomic_write_text, finished
+from avkd.core.artifacts import (
+    MODEL,
+    Artifact,
+    ArtifactWriter,
+    atomic_write_text,
+    finished,
+    load_artifact,
+)
 from avkd.core.config import bounded, to_dict, validate
 from avkd.core.errors import AvkdError, UsageError
 from avkd.core.jsonl import jsonl_text
 from avkd.core.progress import ProgressReporter, log
+from avkd.core.world import World
 from avkd.models.device import amp_dtype, autocast, device_problem, resolve_device
+from avkd.models.distributed import (
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    convert_sync_batchnorm,
+    gather_objects,
+    init_world,
+    rank_device,
+)
 from avkd.models.io import WEIGHTS, ModelSpec, count_parameters, save_weights
-from avkd.train.checkpoint import load_checkpoint, save_checkpoint, seed_everything, set_rng_state
+from avkd.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from avkd.train.determinism import deterministic_mode
 
 LAST = "checkpoints/last.pt"
@@ -69,6 +103,9 @@ class LoopConfig:
     #: Deterministic kernels (avkd.train.determinism): the same command on the same machine gives the same
     #: weights and artifact ids, at some cost in speed (benchmarks/determinism.py measures it).
     deterministic: bool = False
+    #: Under data parallelism, BatchNorm statistics over the global batch rather than each process's share
+    #: (the BatchNorm-heavy VocaLiST front-ends with small per-GPU batches). No effect in one process.
+    sync_batchnorm: bool = False
 
 
 class TrainTask(Protocol):
@@ -102,6 +139,9 @@ class TrainTask(Protocol):
 
     def export(self, path: Path) -> None:
         """Write the deliverable model file (called when the selection metric improves)."""
+
+    # Optional: ``find_unused_parameters = True`` on a task whose loss leaves some trained parameters without a
+    # gradient (DistributedDataParallel must then look for them each step; it costs a graph walk).
 
 
 class ModelTrainTask:
@@ -156,17 +196,22 @@ def lr_factor(config: LoopConfig, epoch: int) -> float:
     return config.gamma ** math.floor((e - config.warmup_epochs) / config.step_epochs)
 
 
-class _FromStep(Sampler[int]):
-    """Indices start..len-1 in order: the rest of an epoch after a mid-epoch resume."""
+class RankShard(Sampler[int]):
+    """This rank's indices of global steps ``start..steps-1``: step s is samples s·B .. s·B+B-1 (B the global
+    batch), of which rank r of W reads s·B + r·B/W .. s·B + (r+1)·B/W - 1, in order. In one process: the rest of
+    an epoch from ``start`` (a mid-epoch resume)."""
 
-    def __init__(self, length: int, start: int) -> None:
-        self.length, self.start = length, start
+    def __init__(self, steps: int, start: int, batch: int, rank: int = 0, size: int = 1) -> None:
+        self.steps, self.start, self.batch, self.rank = steps, start, batch, rank
+        self.local = batch // size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start, self.length))
+        for step in range(self.start, self.steps):
+            first = step * self.batch + self.rank * self.local
+            yield from range(first, first + self.local)
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return (self.steps - self.start) * self.local
 
 
 @contextlib.contextmanager
@@ -176,7 +221,8 @@ def _stop_on_signals(flag: dict[str, int]) -> Iterator[None]:
 
     previous = {}
     with contextlib.suppress(ValueError):  # not the main thread: no handlers, the loop still works
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        # Slurm sends what the job asks for (--signal=B:USR1@120, USR2, or TERM at the time limit): all three stop.
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             previous[sig] = signal.signal(sig, handler)
     try:
         yield
@@ -193,13 +239,65 @@ def fit(
         return _fit(task, config, run_dir, model_file, show_progress)
 
 
+class _Trained(nn.Module):
+    """Every trained module of a task under one parent whose forward is the task's loss: the one module that
+    DistributedDataParallel wraps, so its gradient hooks see all trained parameters whatever the task."""
+
+    def __init__(self, task: TrainTask, modules: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(modules)
+        self.task = [task]  # a list: not registered as a submodule
+
+    def forward(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.task[0].loss(batch, device)
+
+
+def _data_parallel(task: TrainTask, modules: dict[str, nn.Module], device: torch.device) -> nn.Module:
+    # Buffers are not broadcast each step: BatchNorm statistics of the other ranks are never read (rank 0
+    # validates and exports), and losses with state (the CRD memory) keep their ranks in step themselves.
+    return nn.parallel.DistributedDataParallel(
+        _Trained(task, modules),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,
+        find_unused_parameters=bool(getattr(task, "find_unused_parameters", False)),
+    )
+
+
+def on_main(w: World, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on rank 0 only and hand its result to every rank; if it fails there, every rank fails
+    (the others with a one-line error naming rank 0) instead of waiting for a rank that is gone."""
+    if not w.distributed:
+        return action()
+    outcome: tuple[str, Any] = ("ok", None)
+    error: BaseException | None = None
+    if w.is_main:
+        try:
+            outcome = ("ok", action())
+        except BaseException as exc:  # re-raised below, after the others are told
+            error, outcome = exc, ("error", str(exc))
+    outcome = broadcast_object(outcome)
+    if error is not None:
+        raise error
+    if outcome[0] == "error":
+        raise AvkdError(f"stopped because rank 0 failed: {outcome[1]}")
+    return outcome[1]
+
+
 def _fit(
     task: TrainTask, config: LoopConfig, run_dir: Path, model_file: Path, show_progress: bool
 ) -> FitResult:
-    device = resolve_device(config.device)
+    device = rank_device(resolve_device(config.device))
+    w = init_world(device)
+    if config.batch_size % w.size:
+        raise UsageError(
+            f"batch size {config.batch_size} is the global batch and must split evenly over {w.size} processes"
+        )
+    show_progress = show_progress and w.is_main
     modules = task.modules()
     for module in modules.values():
         module.to(device)
+        if config.sync_batchnorm and w.distributed:
+            convert_sync_batchnorm(module, device)
     optimizer = torch.optim.Adam(task.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
     use_amp = config.amp and device.type == "cuda"
@@ -214,10 +312,12 @@ def _fit(
         )
 
     last = run_dir / LAST
-    last.parent.mkdir(parents=True, exist_ok=True)
+    if w.is_main:
+        last.parent.mkdir(parents=True, exist_ok=True)
     result = FitResult()
     epoch, step_in_epoch = 0, 0
-    # This epoch's sums so far (loss and the task's logged numbers), kept across a mid-epoch resume.
+    # The epoch's sums so far of each step's loss and logged numbers, as means over the global batch (the same on
+    # every rank), kept across a mid-epoch resume whatever the number of processes.
     running: dict[str, Any] = {"loss_sum": 0.0, "loss_count": 0, "logs": {}}
     if last.exists():
         state = load_checkpoint(last)
@@ -227,14 +327,30 @@ def _fit(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
-        running = state["running"]
         result = FitResult(state["history"], state["best"], state["steps"])
-        set_rng_state(state["rng"])
+        running = state["running"]
+        rngs = state.get("rank_rng") or [state["rng"]]
+        if len(rngs) == w.size:
+            set_rng_state(rngs[w.rank])
+        else:
+            # Another number of processes: the step (a global sample index), the global batch and the epoch's
+            # sums so far hold; the random streams start afresh (other dropout masks).
+            seed_everything(config.seed + 1_000_003 * w.rank + 7919 * result.steps)
+            log(
+                f"checkpoint written by {len(rngs)} process(es), resumed on {w.size}: same samples and global "
+                "batch from here, other random draws (not bit-exact)"
+            )
         log(f"resuming at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}")
     else:
-        seed_everything(config.seed)
+        # Rank 0 draws what one process would; the others get their own streams (independent dropout masks).
+        seed_everything(config.seed + 1_000_003 * w.rank)
+    engine = _data_parallel(task, modules, device) if w.distributed else None
+    loss_of = engine if engine is not None else task.loss
 
     def checkpoint() -> None:
+        rngs = gather_objects(rng_state())  # every rank takes part
+        if not w.is_main:
+            return
         save_checkpoint(
             last,
             {
@@ -248,8 +364,27 @@ def _fit(
                 "history": result.history,
                 "best": result.best,
                 "steps": result.steps,
+                "world_size": w.size,
+                "rank_rng": rngs,
             },
         )
+
+    def validate_and_export() -> tuple[dict[str, float], bool]:
+        for module in modules.values():
+            module.eval()
+        with torch.no_grad():
+            metrics = task.validate(device)
+        value = metrics.get(config.select_metric)
+        if value is None:
+            raise UsageError(f"validation gives no {config.select_metric!r}; it gives {sorted(metrics)}")
+        better = result.best is None or (
+            value > result.best[config.select_metric]
+            if config.select_mode == "max"
+            else value < result.best[config.select_metric]
+        )
+        if better:
+            task.export(model_file)
+        return metrics, better
 
     stop: dict[str, int] = {}
     with _stop_on_signals(stop):
@@ -257,8 +392,8 @@ def _fit(
             dataset.set_epoch(epoch)
             loader = DataLoader(
                 dataset,
-                batch_size=config.batch_size,
-                sampler=_FromStep(steps_per_epoch * config.batch_size, step_in_epoch * config.batch_size),
+                batch_size=config.batch_size // w.size,
+                sampler=RankShard(steps_per_epoch, step_in_epoch, config.batch_size, w.rank, w.size),
                 num_workers=config.num_workers,
                 pin_memory=device.type == "cuda",
                 drop_last=True,
@@ -275,11 +410,14 @@ def _fit(
                 bar.advance(step_in_epoch)
                 for batch in loader:
                     with autocast(device, use_amp):
-                        loss, logs = task.loss(batch, device)
-                    if not torch.isfinite(loss):
-                        raise AvkdError(
-                            f"loss became {loss.item()} at epoch {epoch + 1} step {step_in_epoch}"
-                        )
+                        loss, logs = loss_of(batch, device)
+                    local = float(loss.detach())
+                    # One collective a step: a non-finite loss or a stop request anywhere is seen everywhere,
+                    # and the step's loss and logs become means over the global batch.
+                    bad, stopping, step_loss, logs = _agree(w, local, logs, bool(stop))
+                    if bad:
+                        what = local if not math.isfinite(local) else "non-finite on another rank"
+                        raise AvkdError(f"loss became {what} at epoch {epoch + 1} step {step_in_epoch}")
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     if config.grad_clip:
@@ -292,56 +430,61 @@ def _fit(
                     step_in_epoch += 1
                     result.steps += 1
                     seen += config.batch_size
-                    running["loss_sum"] += float(loss.detach())
+                    running["loss_sum"] += step_loss
                     running["loss_count"] += 1
                     for key, value in logs.items():
                         running["logs"][key] = running["logs"].get(key, 0.0) + float(value)
                     rate = seen / max(time.monotonic() - started, 1e-9)
                     mean = running["loss_sum"] / running["loss_count"]
                     bar.advance(1, status=f"loss {mean:.4f} {rate:.1f} samples/s")
-                    if stop:
+                    if stopping:
                         checkpoint()
+                        barrier()  # nobody exits (and makes the launcher kill the rest) before the save
                         raise Preempted(
-                            f"{run_dir}: stopped by signal {stop['signal']} at epoch {epoch + 1} step {step_in_epoch}; "
-                            "state saved, rerun with --resume"
+                            f"{run_dir}: stopped by signal {stop.get('signal', 'on another rank')} at epoch "
+                            f"{epoch + 1} step {step_in_epoch}; state saved, rerun with --resume"
                         )
             scheduler.step()
-            for module in modules.values():
-                module.eval()
-            with torch.no_grad():
-                metrics = task.validate(device)
-            row = {
+            row_base = {
                 "epoch": epoch + 1,
                 "steps": result.steps,
                 "lr": optimizer.param_groups[0]["lr"],
                 "train_loss": running["loss_sum"] / max(running["loss_count"], 1),
                 "train_samples_per_s": seen / max(time.monotonic() - started, 1e-9),
                 **{k: v / max(running["loss_count"], 1) for k, v in running["logs"].items()},  # epoch means
-                **metrics,
             }
+            metrics, better = on_main(w, validate_and_export)
+            row = {**row_base, **metrics}
             result.history.append(row)
-            value = metrics.get(config.select_metric)
-            if value is None:
-                raise UsageError(f"validation gives no {config.select_metric!r}; it gives {sorted(metrics)}")
-            better = result.best is None or (
-                value > result.best[config.select_metric]
-                if config.select_mode == "max"
-                else value < result.best[config.select_metric]
-            )
             if better:
                 result.best = row
-                task.export(model_file)
             epoch += 1
             step_in_epoch = 0
             running = {"loss_sum": 0.0, "loss_count": 0, "logs": {}}
             checkpoint()
-            atomic_write_text(run_dir / METRICS, jsonl_text(result.history))
+            if w.is_main:
+                atomic_write_text(run_dir / METRICS, jsonl_text(result.history))
             log(
                 f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                 + (" (best)" if better else "")
             )
     return result
+
+
+def _agree(
+    w: World, loss: float, logs: dict[str, float], stop: bool
+) -> tuple[bool, bool, float, dict[str, float]]:
+    """(any rank's loss non-finite, any rank asked to stop, the loss and logs averaged over the ranks)."""
+    finite = math.isfinite(loss)
+    if not w.distributed:
+        return not finite, stop, loss, logs
+    keys = sorted(logs)
+    sums = all_reduce_sum(
+        [float(not finite), float(stop), loss if finite else 0.0, *(float(logs[k]) for k in keys)]
+    )
+    mean = {k: v / w.size for k, v in zip(keys, sums[3:], strict=True)}
+    return sums[0] > 0, sums[1] > 0, sums[2] / w.size, mean
 
 
 class TrainingConfig(Protocol):
@@ -368,30 +511,44 @@ def fit_stage(
     """
     out = Path(out)
     validate(config)  # nonsense values are usage errors before any work, whoever built the config
-    resolve_device(config.loop.device)  # and so is a device this machine does not have
+    device = resolve_device(config.loop.device)  # and so is a device this machine does not have
+    w = init_world(rank_device(device))
     if (done := finished(out, MODEL, resume)) is not None:
         return done
     task, inputs = build()
     try:
-        with ArtifactWriter(
+        writer = ArtifactWriter(
             out, MODEL, to_dict(config), inputs=inputs, overwrite=overwrite, resume=resume, logs=[METRICS]
-        ) as writer:
-            result = fit(task, config.loop, writer.workdir, writer.path(WEIGHTS), show_progress=show_progress)
-            if not (writer.workdir / WEIGHTS).is_file():
-                raise AvkdError(f"{writer.workdir}: no epoch finished, so there is no model to commit")
-            if not config.keep_checkpoint:
-                (writer.workdir / LAST).unlink(missing_ok=True)
-            best = result.best or {}
-            summary = {
-                **task.summary(),
-                "epochs": len(result.history),
-                "steps": result.steps,
-                "best_epoch": best.get("epoch"),
-                **{f"best_{key}": best.get(key) for key in task.best_keys},
-                "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
-                # CPU reductions depend on it: a deterministic run is reproduced with the same count.
-                "torch_threads": torch.get_num_threads(),
-            }
-            return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)
+        )
+        with contextlib.ExitStack() as stack:
+            # Rank 0 alone enters (and so creates, locks and finally commits) the artifact; the others train
+            # beside it, reading its checkpoint to resume, and write nothing.
+            on_main(w, lambda: stack.enter_context(writer))
+            result = fit(
+                task, config.loop, writer.workdir, writer.workdir / WEIGHTS, show_progress=show_progress
+            )
+
+            def commit() -> Artifact:
+                if not (writer.workdir / WEIGHTS).is_file():
+                    raise AvkdError(f"{writer.workdir}: no epoch finished, so there is no model to commit")
+                if not config.keep_checkpoint:
+                    (writer.workdir / LAST).unlink(missing_ok=True)
+                best = result.best or {}
+                summary = {
+                    **task.summary(),
+                    "epochs": len(result.history),
+                    "steps": result.steps,
+                    "best_epoch": best.get("epoch"),
+                    **{f"best_{key}": best.get(key) for key in task.best_keys},
+                    "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+                    # CPU reductions depend on it: a deterministic run is reproduced with the same count.
+                    "torch_threads": torch.get_num_threads(),
+                    # Gradients averaged over this many processes (batch_size is the global batch).
+                    "world_size": w.size,
+                }
+                return writer.commit(metrics=summary, spec=task.spec.to_json(), logs=METRICS)
+
+            artifact = on_main(w, commit)
+        return artifact if w.is_main else load_artifact(out, kind=MODEL)
     finally:
         task.close()

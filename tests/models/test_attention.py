@@ -1,5 +1,6 @@
 """The shared fairseq/MulT attention blocks (``avkd.models.attention``): the mask, the positional embedding and
-its padding quirk, attention against torch's, the head layout (docs/reference/vocalist.md §2.4, §5.1)."""
+its padding quirk, attention against torch's, the head layout (docs/reference/vocalist.md §2.4, §5.1), and avkd's
+time bias."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from avkd.models import flat_heads, unflat_heads
 from avkd.models.attention import (
     MultiheadAttention,
     SinusoidalPositionalEmbedding,
+    TapRecorder,
+    TapRequest,
     TransformerEncoder,
     buffered_future_mask,
     future_mask,
@@ -78,3 +81,27 @@ def test_head_layout_helpers() -> None:
     flat = flat_heads(x)
     assert torch.equal(flat[1 * H + 5], x[1, 5])  # row b·H + h (§5.1)
     assert torch.equal(unflat_heads(flat, H), x)
+
+
+def test_time_bias_penalises_distance_in_window_time_as_computed_by_hand() -> None:
+    """Queries at t = 1/4, 3/4 (2 tokens) and keys at t = 1/8, 3/8, 5/8, 7/8 (4 tokens) of the same window."""
+    torch.manual_seed(0)
+    enc = TransformerEncoder(8, 2, 1, time_bias=True).eval()
+    plain = TransformerEncoder(8, 2, 1).eval()
+    plain.load_state_dict({k: v for k, v in enc.state_dict().items() if "time_slope" not in k})
+    with torch.no_grad():
+        enc.layers[0].time_slope.copy_(torch.tensor([1.0, 0.5]))  # not the initial value: any slope
+    q, kv = torch.randn(2, 3, 8), torch.randn(4, 3, 8)
+    rec, ref = TapRecorder(TapRequest("1.scores")), TapRecorder(TapRequest("1.scores"))
+    with torch.no_grad():
+        biased = enc(q, kv, kv, taps=rec)
+        plain(q, kv, kv, taps=ref)
+    distance = torch.tensor([[1 / 8, 1 / 8, 3 / 8, 5 / 8], [5 / 8, 3 / 8, 1 / 8, 1 / 8]])
+    expected = torch.stack([-10 * 1.0 * distance, -10 * 0.5 * distance])  # (H, Tq, Tk)
+    torch.testing.assert_close(rec.store["1.scores"] - ref.store["1.scores"], expected.expand(3, -1, -1, -1))
+    assert biased.shape == (2, 3, 8)
+    assert "layers.0.time_slope" not in plain.state_dict()  # off: the official layouts are unchanged
+
+    enc.train()
+    enc(q, kv, kv).pow(2).mean().backward()
+    assert enc.layers[0].time_slope.grad is not None and enc.layers[0].time_slope.grad.abs().sum() > 0

@@ -84,6 +84,9 @@ class EmotionTeacherTask(ModelTrainTask):
         self.train = EpochShuffle(MoseiDataset(artifact, config.train_split), config.loop.seed)
         self.val = MoseiDataset(artifact, config.val_split)
         self.train_labels = self.train.base.labels()
+        # A one-modality MulT branch keeps the other branches' blocks (the official state-dict layout) but never
+        # runs them: under DistributedDataParallel their parameters must be looked for each step.
+        self.find_unused_parameters = self.spec.kwargs.get("branch", "complete") != "complete"
 
     def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
         text, audio, vision, label, _ = batch

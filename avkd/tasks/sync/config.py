@@ -36,9 +36,11 @@ class SyncModelConfig:
     name: str = "vocalist"
     width: int = bounded(512, ge=1)
     channels: list[int] | None = None
+    #: Other constructor arguments of the model (e.g. ``{"embed_dropout": 0.0}``), checked against its signature.
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def spec(self, sampling: SyncSamplingConfig) -> ModelSpec:
-        kwargs: dict[str, Any] = {"width": self.width}
+        kwargs: dict[str, Any] = {"width": self.width, **self.kwargs}
         if self.channels is not None:
             kwargs["channels"] = list(self.channels)
         return ModelSpec(self.name, kwargs, sampling.pixel_order, sampling.pixel_range)

@@ -11,14 +11,16 @@ import torch
 from avkd.cli.main import main
 from avkd.core.errors import UsageError
 from avkd.core.jsonl import read_jsonl
+from avkd.data.lrs2.store import FeatureStore
 from avkd.losses import build_loss
 from avkd.models.io import load_model
 from avkd.tasks.sync.config import DistillConfig, SyncEvalConfig, SyncModelConfig, SyncTrainConfig
-from avkd.tasks.sync.distill import distill_sync
+from avkd.tasks.sync.distill import DistillTask, distill_sync
 from avkd.tasks.sync.evaluate import evaluate_sync_artifact
 from avkd.tasks.sync.methods import METHODS
 from avkd.tasks.sync.train import train_sync_teacher
 from avkd.train.loop import LoopConfig
+from tests.ddp import unused_parameters
 
 TEACHER = SyncModelConfig(name="vocalist_lite", width=16, channels=[4, 4, 8, 8, 16])
 STUDENT = SyncModelConfig(name="vocalist_lite", width=8, channels=[4, 4, 8, 8, 8])
@@ -134,3 +136,17 @@ def test_distill_cli(features, teacher: Path, tmp_path: Path, capsys) -> None:
         "train/cad/mem4",
         "train/vr/mem4",
     ]
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_no_method_leaves_a_trained_parameter_without_a_gradient(
+    features, teacher: Path, method: str
+) -> None:
+    """DistributedDataParallel runs these without looking for unused parameters each step (tests/ddp.py)."""
+    loaded = load_model(teacher)
+    task = DistillTask(small(method).resolved(), loaded.model, loaded.spec, FeatureStore(features))
+    try:
+        assert not getattr(task, "find_unused_parameters", False)
+        assert unused_parameters(task) == []
+    finally:
+        task.close()
