@@ -11,6 +11,7 @@ ranks in a contrastive loss, a statistic of the whole global batch) go through :
 
 from __future__ import annotations
 
+import atexit
 from datetime import timedelta
 from typing import Any
 
@@ -55,7 +56,15 @@ def init_world(device: torch.device, timeout_s: float = 1800.0) -> World:
     if device.type == "cuda":
         kwargs["device_id"] = device
     dist.init_process_group(backend=backend, **kwargs)
+    # Leave the group before the interpreter tears down: a gloo group still alive at exit can abort the process
+    # ("terminate called without an active exception", SIGABRT) after its work is done, failing the job.
+    atexit.register(_leave)
     return world()
+
+
+def _leave() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_device(device: torch.device) -> torch.device:
