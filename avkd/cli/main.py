@@ -15,6 +15,7 @@ from avkd.cli import (
     distill,
     doctor,
     evaluate,
+    export,
     imports,
     mfh,
     preprocess,
@@ -39,6 +40,7 @@ app.add_typer(preprocess.app, name="preprocess")
 app.add_typer(train.app, name="train")
 app.command("distill")(distill.distill)
 app.command("evaluate")(evaluate.evaluate)
+app.command("export")(export.export)
 app.command("report")(report.report)
 app.command("sync")(sync.sync)
 app.add_typer(imports.app, name="import")

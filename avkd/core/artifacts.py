@@ -50,6 +50,7 @@ MODEL = "model"  # avkd train / distill / import (avkd.models.io)
 EVALUATION = "evaluation"  # avkd evaluate (each task's evaluation stage)
 REPORT = "report"  # avkd report (avkd.report)
 MFH_SIMULATION = "mfh-simulation"  # avkd mfh simulate (avkd.mfh.simulate)
+EXPORT = "export"  # avkd export (avkd.models.export)
 
 SCHEMAS: dict[str, int] = {
     LRS2_FEATURES: 1,
@@ -58,6 +59,7 @@ SCHEMAS: dict[str, int] = {
     EVALUATION: 1,
     REPORT: 1,
     MFH_SIMULATION: 1,
+    EXPORT: 1,
 }
 
 
