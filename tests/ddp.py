@@ -21,7 +21,6 @@ from avkd.core.world import World
 from avkd.models.distributed import (
     CpuSyncBatchNorm,
     all_reduce_sum,
-    any_rank,
     gather_with_grad,
     init_world,
 )
@@ -91,8 +90,6 @@ def collectives(rank: int, size: int, port: int, out: str) -> None:
         "beta_grad": bn.bias.grad,
         "running_mean": bn.running_mean.clone(),
         "running_var": bn.running_var.clone(),
-        "any": any_rank(rank == size - 1),
-        "none": any_rank(False),
         "sums": all_reduce_sum([float(rank), 1.0]),
         "relayed": relayed,
         "on_main_value": on_main(w, lambda: f"from rank {w.rank}"),

@@ -122,6 +122,12 @@ def _sweep_figure(
     _save(fig, path)
 
 
+def _avkd_series(ax: Any, rows: Sequence[dict[str, Any]], key: str, **style: Any) -> None:
+    """avkd's mean ± sd of ``key`` against γ (no error bars when every sd is 0, e.g. one run)."""
+    xs, ys, sds = _series(rows, "gamma", key)
+    ax.errorbar(xs, ys, yerr=sds if any(sds) else None, capsize=2, **style)
+
+
 def _table2_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -129,48 +135,26 @@ def _table2_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
     students, teachers = fig.subplots(1, 2)
     names = {"random": "random", "gt": "ground truth", "alg1": "Alg. 1"}
     for key, label, style in (("no_kd", "no-KD", "--"), ("kd", "regular KD", "-")):
-        xs, ys, sds = _series(rows, "gamma", key)
-        students.errorbar(
-            xs,
-            ys,
-            yerr=sds if any(sds) else None,
+        _avkd_series(
+            students,
+            rows,
+            key,
             linestyle=style,
             marker="x",
-            capsize=2,
             color="tab:blue" if key == "kd" else "0.4",
             label=f"{label} (avkd)",
         )
     for mode, label in names.items():
-        xs, ys, sds = _series(rows, "gamma", mode)
-        students.errorbar(
-            xs,
-            ys,
-            yerr=sds if any(sds) else None,
+        _avkd_series(students, rows, mode, marker="o", color=_COLOURS[mode], label=f"MG-KD, {label} (avkd)")
+        _avkd_series(
+            teachers,
+            rows,
+            f"{mode}_teacher",
             marker="o",
-            capsize=2,
-            color=_COLOURS[mode],
-            label=f"MG-KD, {label} (avkd)",
-        )
-        xs, ys, sds = _series(rows, "gamma", f"{mode}_teacher")
-        teachers.errorbar(
-            xs,
-            ys,
-            yerr=sds if any(sds) else None,
-            marker="o",
-            capsize=2,
             color=_COLOURS[mode],
             label=f"MG teacher, {label} (avkd)",
         )
-    xs, ys, sds = _series(rows, "gamma", "teacher")
-    teachers.errorbar(
-        xs,
-        ys,
-        yerr=sds if any(sds) else None,
-        marker="x",
-        capsize=2,
-        color="tab:green",
-        label="regular teacher (avkd)",
-    )
+    _avkd_series(teachers, rows, "teacher", marker="x", color="tab:green", label="regular teacher (avkd)")
     gammas = [p["gamma"] for p in PAPER_TABLE2]
     for key, label, colour in (
         ("no_kd", "no-KD", "0.4"),

@@ -26,7 +26,6 @@ __all__ = [
     "CpuSyncBatchNorm",
     "all_reduce_sum",
     "all_reduce_with_grad",
-    "any_rank",
     "barrier",
     "broadcast_object",
     "convert_sync_batchnorm",
@@ -105,15 +104,6 @@ def _backend_device() -> torch.device:
 def barrier() -> None:
     if _active():
         dist.barrier()
-
-
-def any_rank(flag: bool) -> bool:
-    """True on every rank if it is true on any (a stop request, a failure): one all-reduce of one number."""
-    if not _active():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=_backend_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:

@@ -101,7 +101,6 @@ def test_gather_with_grad_and_sync_batchnorm_match_one_process(tmp_path: Path) -
     torch.testing.assert_close(sum(g["gamma_grad"] for g in ranks), bn.weight.grad, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(sum(g["beta_grad"] for g in ranks), bn.bias.grad, atol=1e-4, rtol=1e-5)
 
-    assert [g["any"] for g in ranks] == [True, True] and [g["none"] for g in ranks] == [False, False]
     assert all(g["sums"] == [1.0, 2.0] for g in ranks)
     assert ranks[0]["relayed"] == "UsageError: boom on rank 0"
     assert ranks[1]["relayed"] == "AvkdError: stopped because rank 0 failed: boom on rank 0"
