@@ -12,6 +12,8 @@ ranks in a contrastive loss, a statistic of the whole global batch) go through :
 from __future__ import annotations
 
 import atexit
+import contextlib
+import gc
 from datetime import timedelta
 from typing import Any
 
@@ -62,8 +64,18 @@ def init_world(device: torch.device, timeout_s: float = 1800.0) -> World:
 
 
 def _leave() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    # gloo: every rank reaches this point before any tears down (a rank that exits first closes its sockets under
+    # the others' feet); a rank that died ends the wait with an error after a minute instead of a hang. NCCL has no
+    # such bounded barrier, and there the launcher's teardown is enough.
+    if dist.get_backend() == "gloo":
+        with contextlib.suppress(Exception):
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+    dist.destroy_process_group()
+    # Free the group (DDP's reducer holds it) while the interpreter is whole, so its threads are joined here and
+    # not left running into the static destructors.
+    gc.collect()
 
 
 def rank_device(device: torch.device) -> torch.device:
