@@ -1,9 +1,10 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``.
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``, ``nox -s compare``.
 
 Sessions run in the current environment (``venv_backend = "none"``): a fresh virtualenv per session would
 download torch (several GB) each time. Install once with ``pip install -e '.[dev]'``.
 """
 
+import os
 from pathlib import Path
 
 import nox
@@ -36,3 +37,24 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     session.run("avkd", "demo", *session.posargs)
+
+
+#: The comparison chain in a fresh interpreter (library loggers keep their levels; nox's are DEBUG in-process).
+COMPARE = """
+import sys
+from pathlib import Path
+from avkd.tasks.sync.compare import CompareConfig, run_compare
+result = run_compare(Path(sys.argv[1]), CompareConfig(syncnet=sys.argv[2] or None))
+print(f"report: {result['report']}; SyncNet weights: {result['syncnet_weights']}")
+"""
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """One table of VocaLiST teacher, MTD student, SyncNet and a PM-trained SyncNet on the synthetic corpus
+    (avkd.tasks.sync.compare). ``nox -s compare -- syncnet_v2.model`` (or ``AVKD_SYNCNET=...``) imports real
+    SyncNet weights; without them SyncNet's row is a random-weight stand-in. Output: ``AVKD_COMPARE_OUT``
+    (default ``avkd-demo/compare/``); a second run reuses every finished artifact."""
+    weights = session.posargs[0] if session.posargs else os.environ.get("AVKD_SYNCNET", "")
+    out = os.environ.get("AVKD_COMPARE_OUT", "avkd-demo/compare")
+    session.run("python", "-c", COMPARE, out, weights)

@@ -66,6 +66,14 @@ def synth_mosei(
     seed: Annotated[
         int | None, typer.Option(help="Random seed; same seed, same corpus.", show_default="0")
     ] = None,
+    gamma: Annotated[
+        float | None,
+        typer.Option(
+            help="The γ corpus (docs/mfh.md §10): this share of the label's decisive latents is also in the "
+            "video, the rest only in text and audio, all of it in an event window of each segment.",
+            show_default="none: the default corpus",
+        ),
+    ] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     json_out: JsonOption = False,
@@ -73,14 +81,61 @@ def synth_mosei(
     """CMU-MOSEI-style .csd files whose label depends on a latent shared by the modalities plus private parts."""
     from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 
-    cfg = resolve(SynthMoseiConfig, config, set_, seed=seed)
+    cfg = resolve(SynthMoseiConfig, config, set_, seed=seed, gamma=gamma)
     summary = synthesize_mosei(out, cfg, pickle_path=pickle)
     if json_out:
         emit_json(summary)
     else:
         log(
             f"{out}: synthetic CMU-MOSEI written in {summary['seconds']:.2f} s"
+            + (f"; γ = {summary['gamma']['gamma_effective']:g}" if "gamma" in summary else "")
             + (f"; pickle {pickle}" if pickle else "")
+        )
+
+
+@synth_app.command("clips")
+def synth_clips(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output corpus root (absent or empty).")],
+    classes: Annotated[int | None, typer.Option(help="Classes.", show_default="5")] = None,
+    clips_per_class: Annotated[int | None, typer.Option(help="Clips per class.", show_default="6")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Clip length.", show_default="10")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; same seed, same corpus.", show_default="0")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (0 = up to 4).", show_default="0")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """VGGSound-layout corpus of real mp4 files (vggsound.csv, video/<id>_<start>.mp4) whose class is both a
+    coloured shape and a tone."""
+    from avkd.data.clips.synthetic import SynthClipsConfig, synthesize_clips
+
+    cfg = resolve(
+        SynthClipsConfig,
+        config,
+        set_,
+        classes=classes,
+        clips_per_class=clips_per_class,
+        seconds=seconds,
+        seed=seed,
+        workers=workers,
+    )
+    with ProgressReporter(cfg.classes * cfg.clips_per_class, f"synth clips {out.name}") as bar:
+        summary = synthesize_clips(out, cfg, progress=lambda done, total: bar.advance(done - bar.done))
+    result = {
+        "root": str(summary.root),
+        "counts": summary.counts,
+        "seconds": round(summary.seconds, 2),
+        "elapsed": round(summary.elapsed, 2),
+    }
+    if json_out:
+        emit_json(result)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+        log(
+            f"{summary.root}: {sum(summary.counts.values())} clips of {cfg.classes} classes ({counts}), "
+            f"{summary.seconds:.0f} s of video in {summary.elapsed:.1f} s; labels {summary.root / 'vggsound.csv'}"
         )
 
 

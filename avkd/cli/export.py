@@ -11,9 +11,17 @@ from avkd.cli.common import JsonOption, OverwriteOption, emit_artifact
 
 
 def export(
-    model: Annotated[Path, typer.Argument(help="Model artifact (sync VocaLiST or emotion MulT).")],
+    model: Annotated[Path, typer.Argument(help="Model artifact (sync VocaLiST / SyncNet, MulT, AVSiam).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output export artifact.")],
-    format_: Annotated[str, typer.Option("--format", "-f", help="onnx.")] = "onnx",
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="onnx | exported-program (torch.export programs saved as <graph>.pt2, checked by "
+            "torch.export.load; avkd evaluate, sync and bench run ONNX exports only).",
+        ),
+    ] = "onnx",
     data: Annotated[
         Path | None,
         typer.Option(
@@ -30,15 +38,29 @@ def export(
     ] = "auto",
     attention: Annotated[str, typer.Option(help="auto (SDPA, then the math path) | sdpa | math.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the drawn (or random) check inputs.")] = 0,
+    quantize: Annotated[
+        str,
+        typer.Option(
+            help="none | dynamic: also write int8 graphs (ONNX Runtime dynamic quantisation of the Linear "
+            "layers, QInt8 weights), which avkd evaluate and avkd sync then run by default.",
+        ),
+    ] = "none",
     overwrite: OverwriteOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Export to ONNX (sync: video encoder, audio encoder and fusion head; MulT: one graph), dynamic batch axis,
-    checked with onnx.checker and ONNX Runtime against PyTorch; fails above --atol."""
+    """Export to ONNX (sync: video encoder, audio encoder and fusion head; MulT: one graph; AVSiam: one per mode)
+    or torch.export programs, dynamic batch axis, checked in ONNX Runtime (or torch.export.load) against PyTorch;
+    fails above --atol."""
     from avkd.models.export import ExportConfig, export_model
 
     config = ExportConfig(
-        format=format_, atol=atol, split=split, seed=seed, exporter=exporter, attention=attention
+        format=format_,
+        atol=atol,
+        split=split,
+        seed=seed,
+        exporter=exporter,
+        attention=attention,
+        quantize=quantize,
     )
     art = export_model(model, out, config, data=data, overwrite=overwrite)
     graphs = art.manifest["graphs"]
@@ -46,6 +68,9 @@ def export(
         f"{name} ({g['exporter']}/{g['attention']}, {g['bytes'] / 1e6:.2f} MB, |diff| {g['max_abs_diff']:.1e})"
         for name, g in graphs.items()
     )
+    if "quantized" in art.manifest:
+        worst = max(q["max_abs_diff"] for q in art.manifest["quantized"].values())
+        summary += f"; int8 graphs ({art.metrics['int8_bytes'] / 1e6:.2f} MB, |diff| vs fp32 {worst:.1e}, the default)"
     emit_artifact(
         art, json_out, f"{art.path}: id {art.id}; {summary}; checked on {art.metrics['inputs']} inputs"
     )

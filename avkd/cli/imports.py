@@ -37,3 +37,26 @@ def vocalist(
         f"{art.path}: {spec['name']} width {width}, {art.metrics['parameters']:,} parameters, "
         f"pixels {spec['pixel_order']}-{spec['pixel_range']}",
     )
+
+
+@app.command("syncnet")
+def syncnet(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="syncnet_v2.model (joonson/syncnet_python), or a file like it.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output model artifact.")],
+    overwrite: OverwriteOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Load a SyncNet v2 state dict strictly and wrap it, with its pixel convention (BGR 0..255), as a model
+    artifact."""
+    from avkd.tasks.sync.imports import import_syncnet
+
+    art = import_syncnet(checkpoint, out, overwrite=overwrite)
+    spec = art.manifest["spec"]
+    emit_artifact(
+        art,
+        json_out,
+        f"{art.path}: {spec['name']}, {art.metrics['parameters']:,} parameters, "
+        f"pixels {spec['pixel_order']}-{spec['pixel_range']}",
+    )

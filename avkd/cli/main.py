@@ -10,6 +10,7 @@ import typer
 from avkd import __version__
 from avkd.cli import (
     artifacts,
+    bench,
     data,
     demo,
     distill,
@@ -17,8 +18,10 @@ from avkd.cli import (
     evaluate,
     export,
     imports,
+    lse,
     mfh,
     preprocess,
+    pretrain,
     report,
     sync,
     train,
@@ -38,11 +41,14 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(preprocess.app, name="preprocess")
 app.add_typer(train.app, name="train")
+app.command("pretrain")(pretrain.pretrain)
 app.command("distill")(distill.distill)
 app.command("evaluate")(evaluate.evaluate)
 app.command("export")(export.export)
+app.command("bench")(bench.bench)
 app.command("report")(report.report)
 app.command("sync")(sync.sync)
+app.command("lse")(lse.lse)
 app.add_typer(imports.app, name="import")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("demo")(demo.demo)

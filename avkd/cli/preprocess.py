@@ -127,6 +127,80 @@ def mosei(
     check_failure_share(art, cfg.max_failures, unit="segments")
 
 
+@app.command("clips")
+def clips(
+    root: Annotated[Path, typer.Argument(help="Corpus root holding the mp4 files (or ROOT/video/).")],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            help="Labels CSV: VGGSound rows 'youtube_id,start_seconds,label,split' or an AudioSet segment CSV."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output clips-features artifact.")],
+    classes: Annotated[
+        Path | None,
+        typer.Option(help="Class table 'index,mid,display_name' (default: the CSV's labels, sorted)."),
+    ] = None,
+    labels_format: Annotated[
+        str | None, typer.Option("--format", help="auto | vggsound | audioset.", show_default="auto")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="AudioSet CSV: the split of its rows.", show_default="test for eval_*, else train"),
+    ] = None,
+    splits: Annotated[
+        str | None, typer.Option(help="Comma-separated splits to keep.", show_default="all")
+    ] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per clip.", show_default="10")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame side in pixels.", show_default="224")] = None,
+    mel_frames: Annotated[
+        int | None, typer.Option(help="Fbank frames (10 ms each), padded or cut.", show_default="1024")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    decoder: Annotated[str | None, typer.Option(help="auto | decord | pyav.", show_default="auto")] = None,
+    max_failures: Annotated[
+        float | None, typer.Option(help="Failure share that makes the exit code 1.", show_default="0.01")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N clips of the selection.")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """10 frames (224x224 RGB) and a 128x1024 Kaldi log-mel fbank per labelled clip (AVSiam's inputs), into HDF5."""
+    from avkd.data.clips.preprocess import ClipsPreprocessConfig, describe, preprocess_clips
+    from avkd.data.failures import check_failure_share, read_failures
+
+    cfg = resolve(
+        ClipsPreprocessConfig,
+        config,
+        set_,
+        format=labels_format,
+        split=split,
+        splits=split_list(splits),
+        frames=frames,
+        size=size,
+        mel_frames=mel_frames,
+        decoder=decoder,
+        max_failures=max_failures,
+        limit=limit,
+    )
+    result = preprocess_clips(
+        cfg, root, labels, out, classes_file=classes, workers=workers, overwrite=overwrite, resume=resume
+    )
+    art = result.artifact
+    if json_out:
+        emit_json(
+            {"path": str(art.path), "id": art.id, "metrics": art.metrics, "elapsed": round(result.elapsed, 2)}
+        )
+    else:
+        log(describe(art))
+        for failure in read_failures(art)[:10]:
+            log(f"  failed: {failure['key']}: {failure['reason']}")
+    check_failure_share(art, cfg.max_failures, unit="clips")
+
+
 @app.command("merge")
 def merge(
     out: Annotated[

@@ -16,7 +16,8 @@ def report(
         list[Path] | None,
         typer.Argument(
             help="Evaluation artifacts of one task, one table row each, in this order; those that share a "
-            "label (seeds of one recipe) make one row of mean ± sd.",
+            "label (seeds of one recipe) make one row of mean ± sd. Bench artifacts (avkd bench) among them "
+            "add a speed table.",
             metavar="EVALUATION",
             show_default=False,
         ),

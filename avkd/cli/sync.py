@@ -12,7 +12,10 @@ from avkd.cli.common import JsonOption, emit_json
 
 def sync(
     video: Annotated[Path, typer.Argument(help="An mp4 (25 fps, 16 kHz; --resample converts other rates).")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model artifact.")],
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", help="Model artifact, or an export artifact (run in ONNX Runtime)."),
+    ],
     detector: Annotated[
         str,
         typer.Option(
@@ -21,12 +24,21 @@ def sync(
     ] = "auto",
     resample: Annotated[bool, typer.Option(help="Convert other frame/sample rates.")] = True,
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N.")] = "cpu",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Of an export: fp32 or int8 graphs (default: the export's, int8 when made with --quantize dynamic).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Slide the model over the video; print the offset (positive = audio lags video) and a confidence."""
     from avkd.tasks.sync.offset import sync_video
 
-    result = sync_video(video, model, detector=detector, resample=resample, device=device)
+    result = sync_video(
+        video, model, detector=detector, resample=resample, device=device, precision=precision
+    )
     if json_out:
         emit_json({"video": str(video), **result.to_json()})
         return
@@ -41,5 +53,5 @@ def sync(
         f"  {estimate.windows} windows x {sum(1 for n in estimate.support if n)} offsets = {estimate.candidates} "
         f"candidates scored; crop by {result.detector}"
         f"{' (' + result.detector_reason + ')' if result.detector_reason else ''}, {result.box} in a "
-        f"{'x'.join(map(str, result.frame_size)) or '?'} frame"
+        f"{'x'.join(map(str, result.frame_size)) or '?'} frame; {result.runtime}"
     )

@@ -23,6 +23,7 @@ from avkd.cli.common import (
     SyncBnOption,
     TaskOption,
     emit_artifact,
+    resolve,
 )
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -45,6 +46,14 @@ def teacher(
     width: Annotated[
         int | None,
         typer.Option(help="sync: model width, 512 = VocaLiST teacher, 200 = student.", show_default="512"),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="sync: bce (VocaLiST's), or for a model that embeds each window (syncnet) pm (Perfect Match) "
+            "or contrastive.",
+            show_default="bce",
+        ),
     ] = None,
     epochs: EpochsOption = None,
     batch_size: BatchSizeOption = None,
@@ -73,6 +82,7 @@ def teacher(
         "model": model,
         "branch": branch,
         "width": width,
+        "objective": objective,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -86,3 +96,75 @@ def teacher(
     cfg = chosen.config("train", config, set_ or (), flags)
     art = chosen.train(cfg, data, out, RunOptions(overwrite=overwrite, resume=resume))
     emit_artifact(art, json_out, chosen.describe_model(art))
+
+
+@app.command("avsiam")
+def avsiam(
+    data: Annotated[Path, typer.Option("--data", "-d", help="A clips-features artifact.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output model artifact.")],
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Pre-trained avsiam model artifact (avkd pretrain); without it, from scratch."),
+    ] = None,
+    modalities: Annotated[
+        str | None,
+        typer.Option(
+            help="mixed (each iteration audio-visual, audio-only or video-only, 50/25/25 %) or av.",
+            show_default="mixed",
+        ),
+    ] = None,
+    head_lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate of the heads as a multiple of --lr.", show_default="10"),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="avsiam size from scratch: toy | s | b | l | h (with --init: the model's).",
+            show_default="toy",
+        ),
+    ] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchSizeOption = None,
+    lr: LrOption = None,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    deterministic: DeterministicOption = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers.", show_default="0")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    overwrite: OverwriteOption = False,
+    resume: ResumeOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Fine-tune AVSiam for classification on clips features (the released recipe: mixed modalities, heads at
+    10x the rate, cross-entropy with label smoothing 0.1); the model is the epoch with the best held-out
+    audio-visual accuracy.
+
+    SIGTERM or SIGUSR1 saves the full training state and exits with code 75; rerun with --resume.
+    """
+    from avkd.tasks.avsiam.config import AVSiamFinetuneConfig
+    from avkd.tasks.avsiam.finetune import finetune_avsiam
+
+    flags = {
+        "size": size,
+        "modalities": modalities,
+        "head_lr": head_lr,
+        "loop.epochs": epochs,
+        "loop.batch_size": batch_size,
+        "loop.lr": lr,
+        "loop.device": device,
+        "loop.seed": seed,
+        "loop.deterministic": deterministic,
+        "loop.num_workers": workers,
+    }
+    cfg = resolve(AVSiamFinetuneConfig, config, set_, {"loop.num_workers": "workers"}, **flags)
+    art = finetune_avsiam(cfg, data, out, init=init, overwrite=overwrite, resume=resume)
+    m = art.metrics
+    emit_artifact(
+        art,
+        json_out,
+        f"{art.path}: avsiam {m['modalities']}, {m['parameters']:,} parameters, {m['epochs']} epochs, best epoch "
+        f"{m['best_epoch']}: accuracy av {m['best_val_acc']:.3f}, audio only {m['best_val_acc_audio_only']:.3f}, "
+        f"video only {m['best_val_acc_video_only']:.3f}; id {art.id}",
+    )

@@ -46,20 +46,28 @@ PARTIAL_SUFFIX = ".partial"
 # reads; a newer schema on disk cannot be read (upgrade avkd), an older one is read as documented per kind.
 LRS2_FEATURES = "lrs2-features"  # avkd preprocess lrs2 (avkd.data.lrs2.preprocess)
 MOSEI_FEATURES = "mosei-features"  # avkd preprocess mosei (avkd.data.mosei.ingest)
+CLIPS_FEATURES = "clips-features"  # avkd preprocess clips (avkd.data.clips.preprocess)
 MODEL = "model"  # avkd train / distill / import (avkd.models.io)
 EVALUATION = "evaluation"  # avkd evaluate (each task's evaluation stage)
 REPORT = "report"  # avkd report (avkd.report)
 MFH_SIMULATION = "mfh-simulation"  # avkd mfh simulate (avkd.mfh.simulate)
+MFH_GAMMA_SWEEP = "mfh-gamma-sweep"  # avkd mfh sweep (avkd.mfh.gamma_sweep)
+MFH_DIAGNOSIS = "mfh-diagnosis"  # avkd mfh diagnose (avkd.mfh.diagnose)
 EXPORT = "export"  # avkd export (avkd.models.export)
+BENCH = "bench"  # avkd bench (avkd.models.bench)
 
 SCHEMAS: dict[str, int] = {
     LRS2_FEATURES: 1,
     MOSEI_FEATURES: 2,
+    CLIPS_FEATURES: 1,
     MODEL: 1,
     EVALUATION: 1,
     REPORT: 1,
     MFH_SIMULATION: 1,
+    MFH_GAMMA_SWEEP: 1,
+    MFH_DIAGNOSIS: 1,
     EXPORT: 1,
+    BENCH: 1,
 }
 
 

@@ -7,13 +7,15 @@ one JSON line per item left out (its key and the reason) into the artifact's ``f
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 from avkd.core.artifacts import Artifact
 from avkd.core.errors import AvkdError
 from avkd.core.jsonl import read_jsonl
 
-__all__ = ["FAILURES", "check_failure_share", "read_failures"]
+__all__ = ["FAILURES", "check_failure_share", "read_failures", "reason_class", "reason_counts"]
 
 FAILURES = "failures.jsonl"
 
@@ -35,3 +37,13 @@ def check_failure_share(artifact: Artifact, max_failures: float, unit: str = "ut
             f"{artifact.path}: {metrics['failures']} of {metrics[unit] + metrics['failures']} {unit} failed "
             f"({100 * share:.1f}% > {100 * max_failures:g}%); reasons in {artifact.path / FAILURES}"
         )
+
+
+def reason_class(reason: str) -> str:
+    """Group failure reasons for the summary ('frame rate 30 fps, ...' -> 'frame rate')."""
+    return re.split(r"[:(0-9]", reason, maxsplit=1)[0].strip() or reason
+
+
+def reason_counts(failures: list[dict[str, Any]]) -> dict[str, int]:
+    """How many failures of each :func:`reason_class` (the manifest's ``failure_reasons``)."""
+    return dict(Counter(reason_class(f["reason"]) for f in failures))

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from avkd.core.errors import UsageError
+from avkd.data.lrs2.layouts import layout_of
 from avkd.evaluate.reference_protocol import reference_clip_accuracy, reference_matrix
 from avkd.evaluate.sync import (
     BASE_FRAMES,
@@ -147,6 +148,7 @@ def evaluate_sync(
     accuracy_of = reference_clip_accuracy if protocol == "reference" else clip_accuracy
     clip_keys = list(store.keys(split) if keys is None else keys)
     dev = resolve_device(device)
+    layout = layout_of(model)
     clips: list[ClipResult] = []
     skipped: list[str] = []
     with evaluating(model, dev):
@@ -156,7 +158,8 @@ def evaluate_sync(
                 skipped.append(key)
             else:
                 crops = store.frames(key)
-                mel = store.mel(key)
+                layout.check_crops(crops, key)
+                mel = layout.clip_audio(store, key)  # the stored mel, or the MFCC a SyncNet reads
                 scores, silence = score_clip_and_silence(
                     model,
                     crops,

@@ -36,6 +36,11 @@ Where this differs from the reference (§4) and why
 5. ``W`` is ``min(N − 4, audio windows that fit in the mel)``; with the stored mel of ``3.2·N + 1`` columns the
    two are equal. The reference uses ``min(#jpg, len(wav) // 640)`` for the same purpose.
 
+Other models
+------------
+The windows are cut by the model's input layout (:mod:`avkd.data.lrs2.layouts`): VocaLiST's, above, or
+SyncNet's (whole 224×224 crops, 20 MFCC columns from column ``4·i``); the protocol and the counting are the same.
+
 Efficiency (§4 "Inefficiency")
 ------------------------------
 The reference makes 31 full forwards per window: the video front-end (~96% of FLOPs) runs 31× on the same
@@ -55,10 +60,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from avkd.core.errors import UsageError
-from avkd.data.lrs2.dataset import to_model_pixels
+from avkd.data.lrs2.layouts import InputLayout, layout_of
 from avkd.models.device import autocast, resolve_device
 
 __all__ = [
@@ -125,20 +130,12 @@ def mel_window_start(i: int) -> int:
     return (16 * i) // 5
 
 
-def _audio_window_count(mel_columns: int) -> int:
-    """Audio windows ``i`` whose slice ``[int(3.2·i), int(3.2·i)+16)`` fits in ``mel_columns`` columns."""
-    if mel_columns < MEL_WINDOW:
-        return 0
-    # largest i with 16·i // 5 <= mel_columns − 16  ⇔  16·i <= 5·(mel_columns − 16) + 4
-    return (5 * (mel_columns - MEL_WINDOW) + 4) // 16 + 1
-
-
-def _clip_windows(crops: np.ndarray, mel: np.ndarray) -> int:
+def _clip_windows(crops: np.ndarray, mel: np.ndarray, layout: InputLayout) -> int:
     if crops.ndim != 4 or crops.shape[-1] != 3:
         raise ValueError(f"crops must be (N, S, S, 3) uint8, got {crops.shape}")
-    if mel.ndim != 2:
-        raise ValueError(f"mel must be (80, M), got {mel.shape}")
-    return min(window_count(crops.shape[0]), _audio_window_count(mel.shape[1]))
+    if mel.ndim != 2 or mel.shape[0] != layout.audio_rows:
+        raise ValueError(f"audio features must be ({layout.audio_rows}, M), got {mel.shape}")
+    return layout.windows(crops.shape[0], mel.shape[1])
 
 
 def valid_candidates(windows: int, vshift: int = VSHIFT) -> np.ndarray:
@@ -156,19 +153,6 @@ def check_pixels(pixel_order: str, pixel_range: str) -> None:
         raise UsageError(f"pixel_order must be one of {_PIXEL_ORDERS}, got {pixel_order!r}")
     if pixel_range not in _PIXEL_RANGES:
         raise UsageError(f"pixel_range must be one of {_PIXEL_RANGES}, got {pixel_range!r}")
-
-
-def _video_windows(pixels: Tensor, idx: Sequence[int]) -> Tensor:
-    """(3N, 48, 96) clip pixels → (len(idx), 15, 48, 96) video windows ``i..i+4``."""
-    c = 3 * BASE_FRAMES
-    return torch.stack([pixels[3 * i : 3 * i + c] for i in idx])
-
-
-def _audio_windows(mel: Tensor, idx: Sequence[int]) -> Tensor:
-    """(80, M) whole-clip mel → (len(idx), 1, 80, 16) audio windows (§4 framing)."""
-    return torch.stack(
-        [mel[:, mel_window_start(j) : mel_window_start(j) + MEL_WINDOW] for j in idx]
-    ).unsqueeze(1)
 
 
 # ------------------------------------------------------------------------------------------- model state
@@ -242,7 +226,10 @@ def score_clip_and_silence(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Score matrix ``D`` (W, 2·vshift+1) float32 of raw logits for one clip; NaN = excluded candidate.
 
-    ``crops`` (N, 96, 96, 3) uint8 RGB face crops, ``mel`` (80, M) whole-clip VocaLiST mel. Column ``j`` is offset
+    ``crops`` (N, 96, 96, 3) uint8 RGB face crops, ``mel`` (80, M) whole-clip VocaLiST mel — or, for a model
+    whose ``input_layout`` is ``syncnet``, (N, 224, 224, 3) crops and the (13, M) MFCC
+    (:mod:`avkd.data.lrs2.layouts` cuts the windows; a distance model's ``fuse`` is −distance, so the same
+    argmax picks the nearest audio window). Column ``j`` is offset
     ``d = j − vshift`` (audio window ``i+d`` against video window ``i``; positive = audio lags video).
 
     Fast path (§4 "Inefficiency"): ``model.encode_video`` once per video window and ``model.encode_audio`` once
@@ -258,7 +245,8 @@ def score_clip_and_silence(
     check_pixels(pixel_order, pixel_range)
     if batch_size < 1 or encode_batch_size < 1:
         raise ValueError("batch sizes must be >= 1")
-    w = _clip_windows(crops, mel)
+    layout = layout_of(model)
+    w = _clip_windows(crops, mel, layout)
     scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
     silence = np.full(w, np.nan, np.float32) if zero_audio else None
     if w == 0:
@@ -266,20 +254,22 @@ def score_clip_and_silence(
     dev = resolve_device(device)
     rows, cols = np.nonzero(valid_candidates(w, vshift))  # row-major: window by window
     audio_idx = rows + cols - vshift
-    pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
+    pixels = layout.clip_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
     mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     out = np.empty(rows.size, np.float32)
     with evaluating(model, dev), torch.inference_mode(), autocast(dev, amp):
         v_emb = torch.cat(
             [
-                model.encode_video(_video_windows(pixels, range(s, min(w, s + encode_batch_size))).to(dev))
+                model.encode_video(
+                    layout.video_batch(pixels, range(s, min(w, s + encode_batch_size))).to(dev)
+                )
                 for s in range(0, w, encode_batch_size)
             ],
             dim=1,
         )  # (T_v, W, D)
         a_emb = torch.cat(
             [
-                model.encode_audio(_audio_windows(mel_t, range(s, min(w, s + encode_batch_size))).to(dev))
+                model.encode_audio(layout.audio_batch(mel_t, range(s, min(w, s + encode_batch_size))).to(dev))
                 for s in range(0, w, encode_batch_size)
             ],
             dim=1,
@@ -290,7 +280,7 @@ def score_clip_and_silence(
             logits = model.fuse(v_emb.index_select(1, vi), a_emb.index_select(1, ai))
             out[s : s + batch_size] = logits.float().cpu().numpy()
         if silence is not None:
-            zero = model.encode_audio(torch.zeros(1, 1, mel_t.shape[0], MEL_WINDOW, device=dev))
+            zero = model.encode_audio(layout.zero_audio(dev))
             for s in range(0, w, batch_size):
                 v = v_emb[:, s : s + batch_size]
                 logits = model.fuse(v, zero.expand(-1, v.shape[1], -1))
@@ -318,20 +308,22 @@ def score_clip_naive(
     to some rows (the others stay NaN), so a benchmark can time a few windows of a slow model.
     """
     check_pixels(pixel_order, pixel_range)
-    w = _clip_windows(crops, mel)
+    layout = layout_of(model)
+    w = _clip_windows(crops, mel, layout)
     scores = np.full((w, 2 * vshift + 1), np.nan, np.float32)
     if w == 0:
         return scores
     dev = resolve_device(device)
-    pixels = to_model_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
+    pixels = layout.clip_pixels(crops[: w + BASE_FRAMES - 1], pixel_order, pixel_range)
     mel_t = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
     with evaluating(model, dev), torch.inference_mode():
         for i in range(w) if windows is None else windows:
             if not 0 <= i < w:
                 raise ValueError(f"window {i} out of range 0..{w - 1}")
             js = list(range(max(0, i - vshift), min(w - 1, i + vshift) + 1))
-            video = _video_windows(pixels, [i]).repeat(len(js), 1, 1, 1).to(dev)
-            audio = _audio_windows(mel_t, js).to(dev)
+            one = layout.video_batch(pixels, [i])
+            video = one.repeat(len(js), *([1] * (one.dim() - 1))).to(dev)
+            audio = layout.audio_batch(mel_t, js).to(dev)
             logits = model(video, audio)
             scores[i, np.asarray(js) - i + vshift] = logits.float().cpu().numpy()
     return scores

@@ -8,7 +8,7 @@ combines the student's BCE with those terms into the objective (uniform, manual,
 
 from __future__ import annotations
 
-from avkd.losses import emotion, sync  # noqa: F401  (registration)
+from avkd.losses import embedding, emotion, sync  # noqa: F401  (registration)
 from avkd.losses.base import (
     LOSSES,
     DistillLoss,

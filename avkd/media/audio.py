@@ -1,4 +1,4 @@
-"""Audio helpers (mono, resampling, int16) and the VocaLiST log-mel front-end.
+"""Audio helpers (mono, resampling, int16), the VocaLiST log-mel front-end and SyncNet's MFCC.
 
 torchaudio is used for transforms only (``resample``, ``melscale_fbanks``), never to decode files: decoding is
 :mod:`avkd.media.video`'s job (torchaudio 2.9+ dropped its own I/O).
@@ -6,18 +6,23 @@ torchaudio is used for transforms only (``resample``, ``melscale_fbanks``), neve
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
+import scipy.fft
 import torch
 import torchaudio.functional as AF
 
 __all__ = [
     "MEL_CONFIG",
+    "MFCC_CONFIG",
     "SAMPLE_RATE",
     "from_int16",
     "mel_steps",
+    "mfcc_steps",
     "resample",
+    "syncnet_mfcc",
     "to_int16",
     "to_mono",
     "vocalist_mel",
@@ -166,3 +171,92 @@ def vocalist_mel(wave_16k: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(wave_16k, dtype=np.float32)))
     with torch.no_grad():
         return vocalist_mel_torch(x).numpy()
+
+
+# ------------------------------------------------------------------------------------------ SyncNet MFCC
+
+#: ``python_speech_features.mfcc`` defaults, which SyncNet's ``SyncNetInstance.evaluate`` calls at 16 kHz
+#: (docs/reference/avsiam-mfh-syncnet.md §3.3): 25 ms frames every 10 ms (100 per second, 4 per 25 fps
+#: video frame), 26 triangular mel filters over a 512-point power spectrum, 13 cepstra, no window function.
+MFCC_CONFIG = {
+    "sample_rate": 16000,
+    "frame_length": 400,  # 25 ms
+    "hop_length": 160,  # 10 ms
+    "n_fft": 512,
+    "n_filters": 26,
+    "n_ceps": 13,
+    "preemphasis": 0.97,
+    "ceplifter": 22,
+}
+
+
+def mfcc_steps(n_samples: int) -> int:
+    """MFCC frames of ``n_samples`` at 16 kHz: 1 up to one frame, else ``1 + ceil((n − 400) / 160)``
+    (the last frame zero-padded, as ``python_speech_features.sigproc.framesig``)."""
+    c = MFCC_CONFIG
+    n = int(n_samples)
+    return 1 if n <= c["frame_length"] else 1 + -(-(n - c["frame_length"]) // c["hop_length"])
+
+
+@functools.cache
+def _mfcc_filterbank() -> np.ndarray:
+    """(26, 257) triangular filters between FFT bins ``floor(513·f/16000)`` of 28 points evenly spaced in mel
+    (HTK mel, ``2595·log10(1 + f/700)``) from 0 Hz to 8 kHz, peaks of height 1, unnormalised — the
+    ``get_filterbanks`` recipe."""
+    c = MFCC_CONFIG
+    sr, n_fft, n_filt = c["sample_rate"], c["n_fft"], c["n_filters"]
+    mel = np.linspace(0.0, 2595.0 * np.log10(1.0 + (sr / 2) / 700.0), n_filt + 2)
+    edges = np.floor((n_fft + 1) * (700.0 * (10.0 ** (mel / 2595.0) - 1.0)) / sr)
+    bins = np.arange(n_fft // 2 + 1, dtype=np.float64)
+    fbank = np.zeros((n_filt, n_fft // 2 + 1))
+    for j in range(n_filt):
+        lo, mid, hi = edges[j], edges[j + 1], edges[j + 2]
+        rising = (bins >= lo) & (bins < mid)
+        falling = (bins >= mid) & (bins < hi)
+        fbank[j, rising] = (bins[rising] - lo) / (mid - lo)
+        fbank[j, falling] = (hi - bins[falling]) / (hi - mid)
+    fbank.setflags(write=False)
+    return fbank
+
+
+def syncnet_mfcc(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """SyncNet's audio features: (samples,) mono audio → (13, :func:`mfcc_steps`) float32 MFCC at 100 Hz.
+
+    The same numbers as ``python_speech_features.mfcc(wave, 16000)`` (its defaults, :data:`MFCC_CONFIG`), the
+    call of the official evaluation (§3.3), which reads 16-bit PCM with ``scipy.io.wavfile`` and so feeds int16
+    sample values. Therefore integer input is used as is, and float input (avkd's [-1, 1] convention) is scaled
+    by 32768 first: the coefficients are logs, and the input's scale shifts c0, the log frame energy. Audio at
+    another ``sample_rate`` is resampled to 16 kHz first (the official pipeline resamples with ffmpeg).
+
+    Steps: pre-emphasis ``y[n] = x[n] − 0.97·x[n−1]`` (``y[0] = x[0]``); 400-sample frames every 160 samples,
+    the last zero-padded; power spectrum ``|rfft_512|² / 512``; 26 mel filter energies (0 → float eps);
+    natural log; orthonormal DCT-II, first 13; lifter ``1 + 11·sin(π·n/22)``; c0 replaced by the log of the
+    frame's total power (0 → eps). Computed in float64.
+    """
+    x = np.asarray(wave)
+    if x.ndim != 1:
+        raise ValueError(f"wave must be mono (samples,), got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError("wave is empty")
+    c = MFCC_CONFIG
+    x = x.astype(np.float64) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64) * 32768.0
+    if int(sample_rate) != c["sample_rate"]:
+        x = resample(x, sample_rate, c["sample_rate"]).astype(np.float64)  # linear: the scale is kept
+    y = np.empty_like(x)
+    y[0] = x[0]
+    y[1:] = x[1:] - c["preemphasis"] * x[:-1]
+    steps, flen, hop = mfcc_steps(y.size), c["frame_length"], c["hop_length"]
+    padded = np.zeros((steps - 1) * hop + flen)
+    padded[: y.size] = y
+    frames = np.lib.stride_tricks.sliding_window_view(padded, flen)[::hop]  # (steps, 400)
+    power = np.abs(np.fft.rfft(frames, c["n_fft"])) ** 2 / c["n_fft"]  # (steps, 257)
+    eps = np.finfo(np.float64).eps
+    energy = power.sum(axis=1)
+    energy = np.where(energy == 0, eps, energy)
+    feat = power @ _mfcc_filterbank().T
+    feat = np.where(feat == 0, eps, feat)
+    ceps = scipy.fft.dct(np.log(feat), type=2, axis=1, norm="ortho")[:, : c["n_ceps"]]
+    n = np.arange(c["n_ceps"])
+    ceps *= 1.0 + (c["ceplifter"] / 2.0) * np.sin(np.pi * n / c["ceplifter"])
+    ceps[:, 0] = np.log(energy)
+    return np.ascontiguousarray(ceps.T, dtype=np.float32)

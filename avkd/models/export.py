@@ -8,15 +8,32 @@ What the export does, and why:
 * **Attention.** :class:`~avkd.models.attention.MultiheadAttention` runs fused SDPA by default; the explicit
   math path (:func:`~avkd.models.attention.set_sdpa`) is the fallback when SDPA does not export or does not match.
   The manifest says which one each graph uses.
-* **Graphs.** A sync model (:class:`~avkd.models.vocalist.SyncTransformer`) becomes three graphs, so a runtime can
-  encode each window once and score its 31 candidates with the fusion head only, as avkd's evaluator does:
-  ``video_encoder`` (B, 3·T, 48, 96) → (T, B, D), ``audio_encoder`` (B, 1, 80, T_a) → (T_a, B, D) and
-  ``fusion_head`` (v_emb, a_emb) → logits (B,). A MulT model is one graph (``text, audio, vision`` → logits; the
-  video-only student takes ``vision`` alone).
+* **Graphs.** A sync model (one with ``encode_video``, ``encode_audio`` and ``fuse``: VocaLiST's
+  :class:`~avkd.models.vocalist.SyncTransformer`, :class:`~avkd.models.syncnet.SyncNet`) becomes three graphs,
+  so a runtime can encode each window once and score its 31 candidates with the fusion head only, as avkd's
+  evaluator does: ``video_encoder`` (B, 3·T, 48, 96) → (T, B, D), ``audio_encoder`` (B, 1, 80, T_a) →
+  (T_a, B, D) and ``fusion_head`` (v_emb, a_emb) → logits (B,). The windows follow the model's input layout
+  (:func:`avkd.data.lrs2.layouts.layout_of`; SyncNet: video (B, 3, 5, 224, 224), ``mel`` = its MFCC window
+  (B, 1, 13, 20), embeddings (1, B, D)), recorded as ``input_layout`` in the manifest. A MulT model is one
+  graph (``text, audio, vision`` → logits; the video-only student takes ``vision`` alone). An AVSiam model is
+  three graphs, one per forward mode: ``model`` (audio (B, 1, F, T), video (B, 3, S, S)) → logits of the AV
+  head, ``model_a`` (audio) and ``model_v`` (video) → the audio / video heads' logits; checked on seeded random
+  inputs (``--data`` is not read for it).
 * **Axes.** The batch axis is dynamic; graphs are traced at batch ≥ 2 so that it is not specialised, and checked at
   other batch sizes. Sequence lengths are fixed at the traced ones (sync: 5 frames / 16 mel steps; MulT: the
   features' lengths): the positional table and the attention mask and time bias are built for one length in
   Python and enter the graph as constants (``fixed_axes`` in the manifest says so per input).
+* **Quantisation** (``--quantize dynamic``). ONNX Runtime's ``quantize_dynamic`` on each fp32 graph, weights
+  QInt8, only the Linear layers (:data:`QUANTIZED_OPS`; activations are quantised per batch at run time), written
+  as ``<graph>.int8.onnx`` beside the fp32 graph. Its max |diff| against PyTorch fp32 on the same check inputs is
+  recorded (``quantized`` in the manifest; int8 is not held to the fp32 tolerance), and the manifest's
+  ``precision`` becomes ``int8``: what ``avkd evaluate`` / ``avkd sync`` run by default
+  (:func:`avkd.models.onnx_model.load_export`).
+* **Exported programs** (``--format exported-program``). The same graph modules through ``torch.export.export``
+  (batch axis a ``torch.export.Dim``), saved with ``torch.export.save`` as ``<graph>.pt2`` and checked by
+  ``torch.export.load`` + running the loaded program against PyTorch eval on the same check inputs (same
+  tolerance, same composed sync check; SDPA first, then the math path). ``avkd evaluate`` / ``avkd sync`` run
+  ONNX exports only and refuse these in one line.
 * **Checks.** ``onnx.checker.check_model``, then ONNX Runtime (CPUExecutionProvider) against PyTorch eval on real
   inputs from a features artifact (or seeded random ones when none is given; ``inputs`` in the manifest says which).
   The max |diff| of every graph, and of the three sync graphs composed against the whole model, is recorded; above
@@ -44,21 +61,43 @@ from torch import Tensor, nn
 
 from avkd.core.artifacts import EXPORT, LRS2_FEATURES, MOSEI_FEATURES, Artifact, ArtifactWriter, load_artifact
 from avkd.core.errors import AvkdError, UsageError
-from avkd.data.lrs2.dataset import SyncDataset, SyncSamplingConfig, mel_window_steps
+from avkd.data.lrs2.dataset import SyncDataset, SyncSamplingConfig
+from avkd.data.lrs2.layouts import FRAMES, InputLayout, layout_of
 from avkd.data.lrs2.store import FeatureStore
 from avkd.data.mosei.dataset import MoseiDataset
 from avkd.models import attention
+from avkd.models.avsiam import AVSiam
 from avkd.models.io import LoadedModel, count_parameters, load_model
 from avkd.models.mult import MOSEI_DIMS, MOSEI_LENGTHS, MulT, MulTStudent
-from avkd.models.vocalist import FRAME_HW, N_MELS, SyncTransformer
+from avkd.models.syncnet import SyncNet
+from avkd.models.vocalist import FRAME_HW, SyncTransformer
 
-__all__ = ["FORMATS", "ExportConfig", "ExportError", "GraphSpec", "export_model", "require"]
+__all__ = [
+    "FORMATS",
+    "QUANTIZE",
+    "SYNC_GRAPHS",
+    "ExportConfig",
+    "ExportError",
+    "GraphSpec",
+    "export_model",
+    "graph_file",
+    "require",
+]
 
-FORMATS = ("onnx",)
+#: ``onnx`` (ONNX Runtime checks; what avkd evaluate / sync / bench run) or ``exported-program``
+#: (torch.export programs saved as ``<graph>.pt2``, checked by torch.export.load; not run by the evaluators).
+FORMATS = ("onnx", "exported-program")
+#: ``--quantize``: none, or post-training dynamic int8 of the Linear layers (module docstring, "Quantisation").
+QUANTIZE = ("none", "dynamic")
+#: ONNX operators whose constant weights ``--quantize dynamic`` stores in int8: the Linear layers (MatMul with a
+#: weight initializer, Gemm). Convolutions stay fp32, as in PyTorch's dynamic quantisation of nn.Linear.
+QUANTIZED_OPS = ("MatMul", "Gemm")
+#: The three graphs of a sync export, in the order the evaluator runs them.
+SYNC_GRAPHS = ("video_encoder", "audio_encoder", "fusion_head")
 EXPORTERS = ("auto", "dynamo", "torchscript")
 ATTENTIONS = ("auto", "sdpa", "math")
-#: The window the sync models are trained and evaluated on (SyncSamplingConfig.frames; 16 mel steps).
-SYNC_FRAMES = 5
+#: The window the sync models are trained and evaluated on (SyncSamplingConfig.frames; the layouts' FRAMES).
+SYNC_FRAMES = FRAMES
 
 
 class ExportError(AvkdError):
@@ -82,10 +121,16 @@ class ExportConfig:
     exporter: str = "auto"
     attention: str = "auto"
     opset: int = 18
+    #: "none" or "dynamic" (int8 graphs beside the fp32 ones, the export's default precision then).
+    quantize: str = "none"
 
     def validate(self) -> None:
         if self.format not in FORMATS:
             raise UsageError(f"--format {self.format!r}: expected one of {', '.join(FORMATS)}")
+        if self.quantize not in QUANTIZE:
+            raise UsageError(f"--quantize {self.quantize!r}: expected one of {', '.join(QUANTIZE)}")
+        if self.format == "exported-program" and self.quantize != "none":
+            raise UsageError("--quantize dynamic: int8 graphs are ONNX only; use --format onnx")
         if self.exporter not in EXPORTERS:
             raise UsageError(f"exporter {self.exporter!r}: expected one of {', '.join(EXPORTERS)}")
         if self.attention not in ATTENTIONS:
@@ -156,6 +201,21 @@ class _MulTGraph(_Part):
         return self.model(text, audio, vision)
 
 
+class _AVSiamGraph(_Part):
+    def forward(self, audio: Tensor, video: Tensor) -> Tensor:
+        return self.model(audio, video, mode="av")
+
+
+class _AVSiamAudio(_Part):
+    def forward(self, audio: Tensor) -> Tensor:
+        return self.model(audio, None, mode="a")
+
+
+class _AVSiamVideo(_Part):
+    def forward(self, video: Tensor) -> Tensor:
+        return self.model(None, video, mode="v")
+
+
 class _StudentGraph(_Part):
     def forward(self, vision: Tensor) -> Tensor:
         return self.model(vision=vision)
@@ -167,11 +227,19 @@ _FIXED_REASON = (
 )
 
 
+def is_sync(model: nn.Module) -> bool:
+    """A sync model: the sync evaluator's three calls ``encode_video``, ``encode_audio``, ``fuse(v_emb, a_emb)``
+    (by class: AVSiam has methods of those names with another meaning and argument order)."""
+    return isinstance(model, (SyncTransformer, SyncNet))
+
+
 def graph_specs(model: nn.Module) -> list[GraphSpec]:
     """The graphs a model exports as (three for a sync model, one for MulT)."""
-    if isinstance(model, SyncTransformer):
+    if is_sync(model):
+        layout = layout_of(model)
         window = (
-            f"fixed at {SYNC_FRAMES} frames / {mel_window_steps(SYNC_FRAMES)} mel steps, the models' window"
+            f"fixed at {SYNC_FRAMES} frames / {layout.audio_window} audio columns, the {layout.name} "
+            "layout's window"
         )
         return [
             GraphSpec(
@@ -201,6 +269,16 @@ def graph_specs(model: nn.Module) -> list[GraphSpec]:
                 {"v_emb": window, "a_emb": window},
             ),
         ]
+    if isinstance(model, AVSiam):
+        fixed = "fixed at the model's input size: the positional embeddings are one per patch"
+        return [
+            GraphSpec("model", _AVSiamGraph(model), ("audio", "video"), "logits",
+                      {"audio": 0, "video": 0, "logits": 0}, dict.fromkeys(("audio", "video"), fixed)),
+            GraphSpec("model_a", _AVSiamAudio(model), ("audio",), "logits", {"audio": 0, "logits": 0},
+                      {"audio": fixed}),
+            GraphSpec("model_v", _AVSiamVideo(model), ("video",), "logits", {"video": 0, "logits": 0},
+                      {"video": fixed}),
+        ]  # fmt: skip
     if isinstance(model, MulTStudent):
         return [GraphSpec("model", _StudentGraph(model), ("vision",), "logits", {"vision": 0, "logits": 0},
                           {"vision": _FIXED_REASON})]  # fmt: skip
@@ -216,7 +294,10 @@ def graph_specs(model: nn.Module) -> list[GraphSpec]:
                 dict.fromkeys(names, _FIXED_REASON),
             )
         ]
-    raise UsageError(f"cannot export a {type(model).__name__}: only sync (VocaLiST) and MulT models export")
+    raise UsageError(
+        f"cannot export a {type(model).__name__}: only sync (VocaLiST, SyncNet), MulT and "
+        "AVSiam models export"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -225,8 +306,10 @@ def graph_specs(model: nn.Module) -> list[GraphSpec]:
 def sync_inputs(
     loaded: LoadedModel, features: Artifact | None, n: int, config: ExportConfig
 ) -> dict[str, Tensor]:
-    """``video`` (n, 15, 48, 96) and ``mel`` (n, 1, 80, 16): real windows of the features' split when given
-    (drawn by the training sampler, in the model's pixel convention), else seeded random ones."""
+    """``video`` and ``mel`` windows in the model's input layout (vocalist: (n, 15, 48, 96) and (n, 1, 80, 16);
+    syncnet: (n, 3, 5, 224, 224) and MFCC (n, 1, 13, 20)): real windows of the features' split when given (drawn
+    by the training sampler, in the model's pixel convention), else seeded random ones."""
+    layout = layout_of(loaded.model)
     if features is not None:
         sampling = SyncSamplingConfig(
             frames=SYNC_FRAMES,
@@ -235,16 +318,27 @@ def sync_inputs(
         )
         store = FeatureStore(features)
         try:
-            dataset = SyncDataset(store, config.split, sampling, samples=n, seed=config.seed)
+            # layout None is the dataset's own (VocaLiST) cutting, what the vocalist trainer draws.
+            cut = None if layout.name == "vocalist" else layout
+            dataset = SyncDataset(store, config.split, sampling, samples=n, seed=config.seed, layout=cut)
             rows = [dataset[i] for i in range(n)]
         finally:
             store.close()
         return {"video": torch.stack([r[0] for r in rows]), "mel": torch.stack([r[1] for r in rows])}
-    gen = torch.Generator().manual_seed(config.seed)
-    video = torch.rand(n, 3 * SYNC_FRAMES, *FRAME_HW, generator=gen)
-    if loaded.spec.pixel_range == "byte":
-        video = video * 255
-    mel = torch.randn(n, 1, N_MELS, mel_window_steps(SYNC_FRAMES), generator=gen)
+    return random_sync_inputs(layout, n, config.seed, loaded.spec.pixel_range)
+
+
+def random_sync_inputs(
+    layout: InputLayout, n: int, seed: int, pixel_range: str = "unit"
+) -> dict[str, Tensor]:
+    """Seeded random ``video`` / ``mel`` windows of ``layout``'s shapes (crops of the layout's side, else 96)."""
+    gen = torch.Generator().manual_seed(seed)
+    side = layout.crop_size or FRAME_HW[1]
+    crops = torch.randint(0, 256, (n, SYNC_FRAMES, side, side, 3), dtype=torch.uint8, generator=gen).numpy()
+    video = torch.stack(
+        [layout.video_batch(layout.clip_pixels(c, "rgb", pixel_range), [0])[0] for c in crops]
+    )
+    mel = torch.randn(n, 1, layout.audio_rows, layout.audio_window, generator=gen)
     return {"video": video, "mel": mel}
 
 
@@ -266,6 +360,18 @@ def mosei_inputs(features: Artifact | None, n: int, config: ExportConfig) -> dic
     return {
         name: torch.randn(n, length, dim, generator=gen)
         for name, length, dim in zip(("text", "audio", "vision"), MOSEI_LENGTHS, MOSEI_DIMS, strict=True)
+    }
+
+
+def avsiam_inputs(model: AVSiam, n: int, seed: int) -> dict[str, Tensor]:
+    """Seeded random ``audio`` (n, 1, F, T) spectrograms and ``video`` (n, 3, S, S) frames at the model's size
+    (avkd.models.avsiam.SIZES), standard normal like normalised fbanks and frames."""
+    gen = torch.Generator().manual_seed(seed)
+    f, t = model.cfg.audio_size
+    side = model.cfg.image_size
+    return {
+        "audio": torch.randn(n, 1, f, t, generator=gen),
+        "video": torch.randn(n, 3, side, side, generator=gen),
     }
 
 
@@ -405,6 +511,73 @@ def export_graph(
     raise ExportError(f"{spec.name}: no exporter produced a graph matching PyTorch ({'; '.join(failures)})")
 
 
+def export_program(
+    spec: GraphSpec,
+    trace: tuple[Tensor, ...],
+    checks: list[tuple[tuple[Tensor, ...], Tensor]],
+    path: Path,
+    config: ExportConfig,
+) -> dict[str, Any]:
+    """:func:`torch.export.export` one graph (dynamic batch), ``torch.export.save`` it to ``path`` and check the
+    reloaded program against PyTorch on every ``checks`` batch; its record (or :class:`ExportError`)."""
+    attentions = ["sdpa", "math"] if config.attention == "auto" else [config.attention]
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic = {name: {spec.batch_axes[name]: batch} for name in spec.inputs}
+    failures: list[str] = []
+    for attn in attentions:
+        module = copy.deepcopy(spec.module).eval()
+        attention.set_sdpa(module, attn == "sdpa")
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                module(*trace)  # real tensors in the length caches before tracing (as for ONNX)
+            with _quiet(), torch.no_grad():
+                program = torch.export.export(module, trace, dynamic_shapes=dynamic)
+                torch.export.save(program, str(path))
+                loaded = torch.export.load(str(path)).module()
+        except Exception as exc:
+            failures.append(f"torch.export/{attn}: {_first_line(exc)}")
+            path.unlink(missing_ok=True)
+            continue
+        finally:
+            _clear_caches()
+        seconds = time.perf_counter() - start
+        diffs, worst = [], 0.0
+        for feeds, ref in checks:
+            with torch.no_grad():
+                got = loaded(*feeds).numpy()
+            diff = _max_diff(got, ref)
+            diffs.append(
+                {"batch": int(feeds[0].shape[spec.batch_axes[spec.inputs[0]]]), "max_abs_diff": diff}
+            )
+            worst = max(worst, diff / _tolerance(spec, ref, config.atol))
+        if worst <= 1.0:
+            return {
+                "file": path.name,
+                "exporter": "torch.export",
+                "attention": attn,
+                "inputs": list(spec.inputs),
+                "output": spec.output,
+                "batch_axes": spec.batch_axes,
+                "traced_batch": config.trace_batch,
+                "fixed_axes": spec.fixed,
+                "input_shapes": {n: list(t.shape) for n, t in zip(spec.inputs, trace, strict=True)},
+                "max_abs_diff": max(d["max_abs_diff"] for d in diffs),
+                "checks": diffs,
+                "tolerance": _tolerance(spec, checks[0][1], config.atol),
+                "export_s": round(seconds, 3),
+                "bytes": path.stat().st_size,
+                "fallbacks": failures,
+            }
+        failures.append(
+            f"torch.export/{attn}: max |diff| {max(d['max_abs_diff'] for d in diffs):.3g} above the tolerance"
+        )
+        path.unlink(missing_ok=True)
+    raise ExportError(
+        f"{spec.name}: torch.export produced no program matching PyTorch ({'; '.join(failures)})"
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     while exc.__cause__ is not None:  # the exporters wrap the real reason in a page of advice
         exc = exc.__cause__
@@ -431,19 +604,29 @@ def export_model(
     """
     config = config or ExportConfig()
     config.validate()
-    require("onnx")
-    require("onnxruntime")
+    onnx_format = config.format == "onnx"
+    if onnx_format:
+        require("onnx")
+        require("onnxruntime")
     loaded = load_model(model)
     if loaded.artifact is None:
         raise UsageError(f"{model}: not a model artifact (a folder with avkd.json); export takes an artifact")
     net = loaded.model.eval()
     specs = graph_specs(net)
-    sync = isinstance(net, SyncTransformer)
+    sync = is_sync(net)
+    avsiam = isinstance(net, AVSiam)
+    if avsiam and data is not None:
+        raise UsageError(f"{data}: an AVSiam export is checked on seeded random inputs; drop --data")
     features = None
     if data is not None:
         features = load_artifact(data, kind=LRS2_FEATURES if sync else MOSEI_FEATURES)
     n = max(config.samples, config.trace_batch)
-    inputs = sync_inputs(loaded, features, n, config) if sync else mosei_inputs(features, n, config)
+    if avsiam:
+        inputs = avsiam_inputs(net, n, config.seed)
+    elif sync:
+        inputs = sync_inputs(loaded, features, n, config)
+    else:
+        inputs = mosei_inputs(features, n, config)
     with torch.no_grad():
         if sync:
             inputs["v_emb"] = net.encode_video(inputs["video"])
@@ -458,6 +641,7 @@ def export_model(
         out, EXPORT, config_json, inputs=lineage, overwrite=overwrite, resumable=False
     ) as writer:
         graphs: dict[str, Any] = {}
+        all_checks: dict[str, tuple[GraphSpec, list[tuple[tuple[Tensor, ...], Tensor]]]] = {}
         for spec in specs:
             trace = _batch_first_to_graph(spec, _batches(inputs, spec.inputs, config.trace_batch))
             checks = []
@@ -466,7 +650,15 @@ def export_model(
                 with torch.no_grad():
                     ref = spec.module(*feeds)
                 checks.append((feeds, ref))
-            graphs[spec.name] = export_graph(spec, trace, checks, writer.path(f"{spec.name}.onnx"), config)
+            if onnx_format:
+                graphs[spec.name] = export_graph(
+                    spec, trace, checks, writer.path(f"{spec.name}.onnx"), config
+                )
+            else:
+                graphs[spec.name] = export_program(
+                    spec, trace, checks, writer.path(f"{spec.name}.pt2"), config
+                )
+            all_checks[spec.name] = (spec, checks)
         metrics: dict[str, Any] = {
             "parameters": count_parameters(net),
             "inputs": inputs_source,
@@ -475,7 +667,10 @@ def export_model(
             "bytes": sum(g["bytes"] for g in graphs.values()),
         }
         if sync:
-            composed = _composed(writer.workdir, inputs, config.samples)
+            if onnx_format:
+                composed = _composed(writer.workdir, inputs, config.samples)
+            else:
+                composed = _composed_programs(writer.workdir, inputs, config.samples)
             diff = _max_diff(composed, logits[: config.samples])
             if diff > config.atol:
                 raise ExportError(
@@ -483,10 +678,25 @@ def export_model(
                     f"(tolerance {config.atol})"
                 )
             metrics["max_abs_diff"]["composed"] = diff
+        extra: dict[str, Any] = {"precision": "fp32", "format": config.format}
+        if config.quantize == "dynamic":
+            quantized = {
+                name: quantize_graph(spec, checks, writer.workdir, graphs[name]["file"])
+                for name, (spec, checks) in all_checks.items()
+            }
+            int8 = {name: q["max_abs_diff"] for name, q in quantized.items()}
+            if sync:
+                composed = _composed(writer.workdir, inputs, config.samples, precision="int8")
+                int8["composed"] = _max_diff(composed, logits[: config.samples])
+            metrics["int8_max_abs_diff"] = int8
+            metrics["int8_bytes"] = sum(q["bytes"] for q in quantized.values())
+            extra = {"precision": "int8", "format": config.format, "quantized": quantized}
         return writer.commit(
             metrics=metrics,
             graphs=graphs,
-            task="sync" if sync else "emotion",
+            **extra,
+            task="sync" if sync else "avsiam" if avsiam else "emotion",
+            **({"input_layout": layout_of(net).name} if sync else {}),
             spec=loaded.spec.to_json(),
         )
 
@@ -500,6 +710,8 @@ def _batch_first_to_graph(spec: GraphSpec, tensors: tuple[Tensor, ...]) -> tuple
 
 
 def _full_forward(net: nn.Module, inputs: dict[str, Tensor], sync: bool) -> Tensor:
+    if isinstance(net, AVSiam):
+        return net(inputs["audio"], inputs["video"])
     if sync:
         return net(inputs["video"], inputs["mel"])
     if isinstance(net, MulTStudent):
@@ -507,10 +719,83 @@ def _full_forward(net: nn.Module, inputs: dict[str, Tensor], sync: bool) -> Tens
     return net(inputs["text"], inputs["audio"], inputs["vision"])
 
 
-def _composed(folder: Path, inputs: dict[str, Tensor], n: int) -> np.ndarray:
+def _composed(folder: Path, inputs: dict[str, Tensor], n: int, precision: str = "fp32") -> np.ndarray:
     """Logits of the three sync graphs chained in ONNX Runtime: what a runtime without PyTorch computes."""
-    v = _run_onnx(folder / "video_encoder.onnx", {"video": inputs["video"][:n]})
-    a = _run_onnx(folder / "audio_encoder.onnx", {"mel": inputs["mel"][:n]})
+    suffix = ".int8.onnx" if precision == "int8" else ".onnx"
+    v = _run_onnx(folder / f"video_encoder{suffix}", {"video": inputs["video"][:n]})
+    a = _run_onnx(folder / f"audio_encoder{suffix}", {"mel": inputs["mel"][:n]})
     return _run_onnx(
-        folder / "fusion_head.onnx", {"v_emb": torch.from_numpy(v), "a_emb": torch.from_numpy(a)}
+        folder / f"fusion_head{suffix}", {"v_emb": torch.from_numpy(v), "a_emb": torch.from_numpy(a)}
     )
+
+
+def _composed_programs(folder: Path, inputs: dict[str, Tensor], n: int) -> np.ndarray:
+    """Logits of the three saved sync programs chained (as :func:`_composed` for ONNX)."""
+    with _quiet():  # torch.export.load warns about its read-only buffers
+        video, audio, head = (torch.export.load(str(folder / f"{g}.pt2")).module() for g in SYNC_GRAPHS)
+    with torch.no_grad():
+        return head(video(inputs["video"][:n]), audio(inputs["mel"][:n])).numpy()
+
+
+def int8_file(fp32_file: str) -> str:
+    """``fusion_head.onnx`` → ``fusion_head.int8.onnx``."""
+    return fp32_file.removesuffix(".onnx") + ".int8.onnx"
+
+
+def graph_file(manifest: dict[str, Any], name: str, precision: str) -> str:
+    """The file of graph ``name`` at ``precision`` (``fp32`` or ``int8``) in an export's manifest."""
+    if precision == "int8":
+        return str(manifest["quantized"][name]["file"])
+    return str(manifest["graphs"][name]["file"])
+
+
+@contextlib.contextmanager
+def _quiet_root() -> Iterator[None]:
+    # quantize_dynamic advises "pre-processing" through the root logger on every call; --json needs quiet.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_graph(
+    spec: GraphSpec, checks: list[tuple[tuple[Tensor, ...], Tensor]], folder: Path, fp32_file: str
+) -> dict[str, Any]:
+    """Dynamic int8 of one fp32 graph (QInt8 weights of :data:`QUANTIZED_OPS`), checked with ``onnx.checker`` and
+    run in ONNX Runtime on the fp32 check inputs; its record: file, bytes, int8 nodes, max |diff| vs PyTorch fp32."""
+    onnx = require("onnx")
+    quantization = require("onnxruntime.quantization")
+    source, target = folder / fp32_file, folder / int8_file(fp32_file)
+    start = time.perf_counter()
+    with _quiet_root(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantization.quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=quantization.QuantType.QInt8,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+        )
+    onnx.checker.check_model(str(target), full_check=True)
+    seconds = time.perf_counter() - start
+    nodes = [n.op_type for n in onnx.load(str(target), load_external_data=False).graph.node]
+    diffs = []
+    for feeds, ref in checks:
+        got = _run_onnx(target, dict(zip(spec.inputs, feeds, strict=True)))
+        batch = int(feeds[0].shape[spec.batch_axes[spec.inputs[0]]])
+        diffs.append({"batch": batch, "max_abs_diff": _max_diff(got, ref)})
+    return {
+        "file": target.name,
+        "method": "dynamic",
+        "weight_type": "QInt8",
+        "op_types": list(QUANTIZED_OPS),
+        # Linear layers stored in int8 (MatMulInteger) and those left in fp32 (activation x activation MatMuls).
+        "int8_matmuls": nodes.count("MatMulInteger"),
+        "fp32_matmuls": nodes.count("MatMul") + nodes.count("Gemm"),
+        "max_abs_diff": max(d["max_abs_diff"] for d in diffs),
+        "checks": diffs,
+        "quantize_s": round(seconds, 3),
+        "bytes": target.stat().st_size,
+    }

@@ -58,6 +58,11 @@ class ModelSpec:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Parameters of ``model``; a model run elsewhere (an ONNX export, :mod:`avkd.models.onnx_model`) holds
+    none in PyTorch and reports its source model's count as ``recorded_parameters``."""
+    recorded = getattr(model, "recorded_parameters", None)
+    if recorded is not None:
+        return int(recorded)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from avkd.core.artifacts import (
     EVALUATION,
+    EXPORT,
+    MODEL,
     MOSEI_FEATURES,
     REPORT,
     Artifact,
@@ -28,6 +30,7 @@ from avkd.core.artifacts import (
 )
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.report.aggregate import group_rows, summarise
+from avkd.report.bench import bench_json, bench_section
 from avkd.report.published import PUBLISHED_EMOTION
 from avkd.report.tables import EMOTION_PROTOCOL_NOTES, RowFacts, comparability_notes, emotion_table
 
@@ -58,6 +61,14 @@ def emotion_row(art: Artifact) -> dict[str, Any]:
         config = model.config
     except ArtifactError:  # a moved model still leaves the evaluation's own numbers
         model = None
+    if model is not None and model.kind == EXPORT:
+        # An evaluated ONNX export: the row describes the model the export was made from.
+        source = next((i for i in model.manifest.get("inputs", []) if i.get("kind") == MODEL), {})
+        try:
+            model, model_ref = load_artifact(source.get("path", ""), kind=MODEL), source
+            config = model.config
+        except ArtifactError:
+            model, config = None, {}
     method = config.get("method")
     config_id = config.get("config_id", config.get("config"))  # "config" before the key was renamed
     description = f"{method} (config {config_id})" if method else "teacher / trained alone"
@@ -166,8 +177,10 @@ def build_emotion_report(
     out: str | Path,
     title: str | None = None,
     overwrite: bool = False,
+    benches: Sequence[Artifact] = (),
 ) -> Artifact:
-    """Write a ``report`` artifact (report.md, report.json) from emotion evaluation artifacts, rows in order."""
+    """Write a ``report`` artifact (report.md, report.json) from emotion evaluation artifacts, rows in order;
+    ``benches`` (bench artifacts) add the speed section (:mod:`avkd.report.bench`)."""
     arts = [e if isinstance(e, Artifact) else load_artifact(e, kind=EVALUATION) for e in evaluations]
     if not arts:
         raise UsageError("avkd report: give at least one evaluation artifact")
@@ -176,9 +189,12 @@ def build_emotion_report(
     rows, apart = emotion_rows(runs)
     notes = apart + emotion_notes(rows)
     with ArtifactWriter(
-        out, REPORT, {"title": title, "task": "emotion"}, inputs=arts, overwrite=overwrite
+        out, REPORT, {"title": title, "task": "emotion"}, inputs=[*arts, *benches], overwrite=overwrite
     ) as writer:
-        atomic_write_text(writer.path("report.md"), emotion_markdown(title, rows, notes))
+        markdown = emotion_markdown(title, rows, notes)
+        atomic_write_text(
+            writer.path("report.md"), markdown + ("\n" + bench_section(benches) if benches else "")
+        )
         payload = {
             "title": title,
             "units": "fractions in [0, 1]; ms_per_batch in milliseconds; sd is the sample sd (ddof 1)",
@@ -186,6 +202,7 @@ def build_emotion_report(
             "aggregates": [_aggregate_json(r) for r in rows if "stats" in r],
             "published": PUBLISHED_EMOTION,
             "notes": notes,
+            **({"bench": bench_json(benches)} if benches else {}),
         }
         atomic_write_text(writer.path("report.json"), json.dumps(payload, indent=2) + "\n")
         return writer.commit(metrics={"runs": len(runs), "rows": len(rows), "task": "emotion"})

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avkd.core.artifacts import EVALUATION, LRS2_FEATURES, MODEL, Artifact, load_artifact
+from avkd.core.artifacts import EVALUATION, EXPORT, LRS2_FEATURES, MODEL, Artifact, load_artifact
 from avkd.core.errors import ArtifactError, UsageError
 from avkd.losses.layers import BLOCKS, parse_layers
 from avkd.report.aggregate import Stat, group_rows, stat
@@ -86,6 +86,11 @@ class Run:
     data_id: str | None = None
     variant: str = ""
     notes: list[str] = field(default_factory=list)
+    #: 10^9 multiply-adds of one (video, audio) window through encode_video + encode_audio + fuse, and the
+    #: evaluation's scored windows per second (machine-dependent); None for evaluations that did not record them
+    #: (:mod:`avkd.evaluate.cost`).
+    gmacs_per_window: float | None = None
+    windows_per_second: float | None = None
 
     @property
     def frames(self) -> list[int]:
@@ -157,6 +162,7 @@ def mean_run(runs: Sequence[Run]) -> RunMean:
     frames = sorted({k for r in runs for k in r.accuracy})
     stats = {k: stat(r.accuracy.get(k) for r in runs) for k in frames}
     clips = {r.clips for r in runs}
+    speeds = [r.windows_per_second for r in runs if r.windows_per_second is not None]
     return RunMean(
         label=first.label,
         eval_id=first.eval_id,
@@ -173,6 +179,8 @@ def mean_run(runs: Sequence[Run]) -> RunMean:
         protocol=first.protocol,
         data_id=first.data_id,
         variant=first.variant,
+        gmacs_per_window=first.gmacs_per_window,  # the same model, so the same count
+        windows_per_second=sum(speeds) / len(speeds) if speeds else None,
         stats=stats,
         members=list(runs),
     )
@@ -307,7 +315,11 @@ def _load_one(path: Path) -> tuple[Artifact, Run]:
     clips = summary.get("clips_evaluated", art.metrics.get("clips"))
     inputs = manifest.get("inputs", [])
     # The inputs name the model artifact with its path; results name a bare weights file (no input) by path.
-    model_ref = next((i for i in inputs if i.get("kind") == MODEL), None) or summary.get("model")
+    model_ref = (
+        next((i for i in inputs if i.get("kind") == MODEL), None)
+        or _through_export(next((i for i in inputs if i.get("kind") == EXPORT), None))
+        or summary.get("model")
+    )
     data_ref = next((i for i in inputs if i.get("kind") == LRS2_FEATURES), None)
     run = Run(
         label=label,
@@ -322,10 +334,28 @@ def _load_one(path: Path) -> tuple[Artifact, Run]:
         limit=art.config.get("limit"),
         protocol=art.config.get("protocol", "avkd"),
         data_id=(data_ref or {}).get("id"),
+        gmacs_per_window=_finite(summary.get("gmacs_per_window", art.metrics.get("gmacs_per_window"))),
+        windows_per_second=_finite(art.metrics.get("windows_per_second")),
     )
     _attach_model(run, model_ref)
     run.variant = variant_label(run.config, run.label)
     return art, run
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _through_export(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The model artifact an evaluated ONNX export was made from (its first ``model`` input), so the row gets that
+    model's config and logs; None when there is no export input or it is gone."""
+    if ref is None:
+        return None
+    try:
+        export = load_artifact(ref["path"], kind=EXPORT, verify=False)
+    except (ArtifactError, KeyError):
+        return None
+    return next((i for i in export.manifest.get("inputs", []) if i.get("kind") == MODEL), None)
 
 
 def _read_summary(art: Artifact) -> dict[str, Any]:

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from avkd.core.artifacts import REPORT, Artifact, ArtifactWriter, atomic_write_text
+from avkd.report.bench import bench_json, bench_section
 from avkd.report.figures import draw_figures
 from avkd.report.published import PUBLISHED, PUBLISHED_TAG
 from avkd.report.runs import Run, RunMean, load_evaluations, loss_ratios, table_rows, union_frames
@@ -67,7 +69,7 @@ def render_markdown(
         "",
         "## Runs",
         "",
-        table_markdown(runs, frames).rstrip(),
+        table_markdown(runs, frames, throughput=False).rstrip(),
         "",
         "## Published reference numbers " + PUBLISHED_TAG,
         "",
@@ -92,17 +94,28 @@ def render_markdown(
     return "\n".join(parts)
 
 
+#: The evaluations' scored windows per second, keyed by evaluation id: a log of the machines the evaluations ran
+#: on, kept beside the report but out of its id (``report.json`` and ``report.md`` hold what is the same on every
+#: machine for the same evaluations, so the same evaluations give the same report id).
+SPEED = "speed.json"
+
+
 def report_runs(report: Artifact) -> list[Run]:
-    """Every single run a sync report holds (``report.json``), in table order."""
-    return [Run.from_json(r) for r in json.loads((report.path / "report.json").read_text())["runs"]]
+    """Every single run a sync report holds (``report.json``, with the windows/s of ``speed.json``), in table
+    order."""
+    runs = [Run.from_json(r) for r in json.loads((report.path / "report.json").read_text())["runs"]]
+    speed_file = report.path / SPEED
+    speeds = json.loads(speed_file.read_text())["windows_per_second"] if speed_file.is_file() else {}
+    return [replace(run, windows_per_second=speeds.get(run.eval_id)) for run in runs]
 
 
-def report_table(report: Artifact) -> str:
+def report_table(report: Artifact, throughput: bool = False) -> str:
     """A sync report's runs table: runs sharing a label as one mean ± sd row (the published rows and figures
-    are in report.md); what ``avkd report`` and the demo print."""
+    are in report.md); what ``avkd report`` and the demo print. Without ``throughput`` the evaluations' windows/s
+    (machine-dependent; :data:`SPEED`) is left out, so the same runs print the same table on any machine."""
     runs = report_runs(report)
     rows, _ = table_rows(runs)
-    return table_markdown(rows, union_frames(runs))
+    return table_markdown(rows, union_frames(runs), throughput=throughput)
 
 
 def build_sync_report(
@@ -110,8 +123,10 @@ def build_sync_report(
     out: str | Path,
     title: str | None = None,
     overwrite: bool = False,
+    benches: Sequence[Artifact] = (),
 ) -> Artifact:
-    """Write a ``report`` artifact (tables, JSON and figures) from evaluation artifacts, rows in the order given."""
+    """Write a ``report`` artifact (tables, JSON and figures) from evaluation artifacts, rows in the order given;
+    ``benches`` (bench artifacts) add the speed section (:mod:`avkd.report.bench`)."""
     loaded = load_evaluations(evaluations)
     arts = [a for a, _ in loaded]
     runs = [r for _, r in loaded]
@@ -120,19 +135,23 @@ def build_sync_report(
     rows, apart = table_rows(runs)
     notes = [note for run in runs for note in run.notes] + apart + comparability_notes(rows)
     config = {"title": title}
-    with ArtifactWriter(out, REPORT, config, inputs=arts, overwrite=overwrite) as writer:
+    with ArtifactWriter(
+        out, REPORT, config, inputs=[*arts, *benches], overwrite=overwrite, logs=[SPEED]
+    ) as writer:
         figures = draw_figures(rows, frames, writer.workdir, notes, singles=runs)
         payload = {
             "title": title,
             "units": {
                 "runs.accuracy": "fraction in [0, 1], keyed by K; null = not a number",
                 "runs.parameters": "count",
+                "runs.gmacs_per_window": "10^9 multiply-adds of one window (encode_video + encode_audio + fuse)",
+                "speed.json": "scored video windows per second of each evaluation (machine-dependent; a log)",
                 "aggregates.accuracy": "mean, sample sd (ddof 1) and n of the members' fractions, keyed by K",
                 "published.accuracy": "percent as published, keyed by K",
                 "published.params": "millions",
             },
             "frames": frames,
-            "runs": [run.to_json() for run in runs],
+            "runs": [replace(run, windows_per_second=None).to_json() for run in runs],
             "aggregates": [row.summary_json() for row in rows if isinstance(row, RunMean)],
             "published": [
                 {**row, "accuracy": {str(k): v for k, v in row["accuracy"].items()}, "tag": PUBLISHED_TAG}
@@ -145,9 +164,15 @@ def build_sync_report(
             },
             "figures": figures,
             "notes": notes,
+            **({"bench": bench_json(benches)} if benches else {}),
         }
         atomic_write_text(writer.path("report.json"), json.dumps(payload, indent=2) + "\n")
-        atomic_write_text(writer.path("report.md"), render_markdown(title, rows, frames, figures, notes))
+        speeds = {run.eval_id: run.windows_per_second for run in runs}
+        atomic_write_text(writer.path(SPEED), json.dumps({"windows_per_second": speeds}, indent=2) + "\n")
+        markdown = render_markdown(title, rows, frames, figures, notes)
+        atomic_write_text(
+            writer.path("report.md"), markdown + ("\n" + bench_section(benches) if benches else "")
+        )
         metrics = {
             "runs": len(runs),
             "rows": len(rows),

@@ -44,11 +44,28 @@ def _accuracy_cell(run: Run, k: int) -> str:
     return _pct(run.accuracy.get(k))
 
 
-def table_markdown(runs: Sequence[Run], frames: Sequence[int]) -> str:
+def _gmacs(value: float | None) -> str:
+    """GMACs at three significant digits (a thin model's are thousandths)."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _speed(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def table_markdown(runs: Sequence[Run], frames: Sequence[int], throughput: bool = True) -> str:
     """Table 1 layout: one row per run (or per :class:`RunMean` of runs sharing a label), accuracy in %
-    (2 decimals) per K, params (M), clips and artifact ids (every member's, for a mean)."""
-    head = "| run | " + " | ".join(f"K{k}" for k in frames) + " | params (M) | clips | evaluation | model |"
-    rule = "|---|" + "---:|" * len(frames) + "---:|---:|---|---|"
+    (2 decimals) per K, params (M), GMACs of one window (encode_video + encode_audio + fuse,
+    :mod:`avkd.evaluate.cost`), the evaluation's scored windows per second (machine-dependent; a mean's is the
+    members' mean), clips and artifact ids (every member's, for a mean). ``throughput=False`` leaves the
+    windows/s column out: what stays is the same on every machine for the same runs."""
+    head = "| run | " + " | ".join(f"K{k}" for k in frames)
+    head += (
+        " | params (M) | GMACs/window"
+        + (" | windows/s" if throughput else "")
+        + " | clips | evaluation | model |"
+    )
+    rule = "|---|" + "---:|" * (len(frames) + 3 + throughput) + "---|---|"
     lines = [head, rule]
     for run in runs:
         cells = [_accuracy_cell(run, k) for k in frames]
@@ -59,7 +76,9 @@ def table_markdown(runs: Sequence[Run], frames: Sequence[int]) -> str:
         lines.append(
             f"| {_cell(run.label)} | "
             + " | ".join(cells)
-            + f" | {format_millions(run.parameters)} | {clips} | {evaluations} | {_cell(models)} |"
+            + f" | {format_millions(run.parameters)} | {_gmacs(run.gmacs_per_window)}"
+            + (f" | {_speed(run.windows_per_second)}" if throughput else "")
+            + f" | {clips} | {evaluations} | {_cell(models)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from avkd.core.artifacts import EVALUATION, Artifact, is_complete, load_artifact
+from avkd.core.artifacts import BENCH, EVALUATION, Artifact, is_complete, load_artifact
 from avkd.core.config import resolve_config
 from avkd.core.errors import UsageError
 from avkd.core.progress import log
@@ -65,6 +65,8 @@ class RunOptions:
     overwrite: bool = False
     resume: bool = False
     show_progress: bool = True
+    #: Evaluation of an ONNX export: "fp32" or "int8" graphs (None: the export's default, int8 when quantised).
+    precision: str | None = None
 
 
 class Task:
@@ -152,6 +154,7 @@ class Task:
             label=label,
             overwrite=run.overwrite,
             show_progress=run.show_progress,
+            precision=run.precision,
         )
 
     def evaluation_text(self, evaluation: Artifact) -> str:
@@ -159,10 +162,18 @@ class Task:
         return (evaluation.path / self.evaluation_table).read_text().rstrip()
 
     def report(
-        self, evaluations: Sequence[Artifact], out: Path, title: str | None, run: RunOptions
+        self,
+        evaluations: Sequence[Artifact],
+        out: Path,
+        title: str | None,
+        run: RunOptions,
+        benches: Sequence[Artifact] = (),
     ) -> Artifact:
-        """A ``report`` artifact from evaluations of this task, rows in the order given."""
-        return type(self).report_stage(evaluations, out, title=title, overwrite=run.overwrite)
+        """A ``report`` artifact from evaluations of this task, rows in the order given; ``benches`` (``bench``
+        artifacts) add a speed section."""
+        return type(self).report_stage(
+            evaluations, out, title=title, overwrite=run.overwrite, benches=benches
+        )
 
     def report_text(self, report: Artifact) -> str:
         """What ``avkd report`` prints."""
@@ -211,15 +222,18 @@ def task_of(artifact: Artifact) -> Task:
 def build_report(
     evaluations: Sequence[str | Path], out: str | Path, title: str | None, run: RunOptions
 ) -> tuple[Task, Artifact]:
-    """``avkd report``: the report of the one task all ``evaluations`` belong to (sync for none)."""
-    arts = [load_artifact(path, kind=EVALUATION) for path in evaluations]
+    """``avkd report``: the report of the one task all ``evaluations`` belong to (sync for none); ``bench``
+    artifacts among them add the speed section."""
+    given = [load_artifact(path, kind=(EVALUATION, BENCH)) for path in evaluations]
+    arts = [a for a in given if a.kind == EVALUATION]
+    benches = [a for a in given if a.kind == BENCH]
     tasks = {task_of(a).name for a in arts}
     if len(tasks) > 1:
         raise UsageError(
             f"report: evaluations of different tasks ({', '.join(sorted(tasks))}) cannot share one report"
         )
     task = task_of(arts[0]) if arts else get_task("sync")
-    return task, task.report(arts, Path(out), title, run)
+    return task, task.report(arts, Path(out), title, run, benches)
 
 
 def seed_folder(out: Path, seed: int) -> Path:

@@ -83,8 +83,10 @@ class LoopConfig:
     lr: float = bounded(5e-5, gt=0.0)
     weight_decay: float = bounded(0.0, ge=0.0)
     #: ``constant`` (VocaLiST teacher: Adam 5e-5, no schedule, docs/reference/vocalist.md §3.1) or ``warmup_step`` (MTD student:
-    #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, docs/reference/vocalist.md §3.2).
-    scheduler: Literal["constant", "warmup_step"] = "constant"
+    #: linear warm-up over ``warmup_epochs`` then ×``gamma`` every ``step_epochs``, docs/reference/vocalist.md §3.2) or
+    #: ``multistep`` (AVSiam pre-training: full rate, then ×``gamma`` at epoch ``warmup_epochs`` and every ``step_epochs``
+    #: after it, the released MultiStepLR, docs/reference/avsiam-mfh-syncnet.md §1.6).
+    scheduler: Literal["constant", "warmup_step", "multistep"] = "constant"
     warmup_epochs: int = bounded(10, ge=1)
     step_epochs: int = bounded(20, ge=1)
     gamma: float = bounded(0.8, gt=0.0)
@@ -190,6 +192,12 @@ def lr_factor(config: LoopConfig, epoch: int) -> float:
     """
     if config.scheduler == "constant":
         return 1.0
+    if config.scheduler == "multistep":
+        # MultiStepLR(milestones=range(start, ∞, step)) stepped per epoch: 0-based epoch e runs at
+        # lr·gamma^(milestones ≤ e).
+        if epoch < config.warmup_epochs:
+            return 1.0
+        return config.gamma ** (1 + (epoch - config.warmup_epochs) // config.step_epochs)
     e = epoch + 1
     if e <= config.warmup_epochs:
         return e / config.warmup_epochs

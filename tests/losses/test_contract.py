@@ -53,6 +53,17 @@ def sync_pair() -> Pair:
     return Pair(teacher.eval(), student.train(), (video, mel), torch.tensor([1.0, 0.0, 1.0, 0.0]))
 
 
+def syncnet_pair(labels: list[float]) -> Pair:
+    """Thin SyncNet teacher and student (avkd/models/syncnet.py), for the embedding objectives, which read the
+    student's ``video``/``audio`` taps and the ``labels`` (clip index per window, or the in-sync flag)."""
+    torch.manual_seed(0)
+    thin = {"embed_dim": 8, "audio_channels": (4,) * 6, "video_channels": (4,) * 6}
+    teacher, student = build_model("syncnet", **thin), build_model("syncnet", **thin)
+    g = torch.Generator().manual_seed(1)
+    video, mfcc = torch.rand(B, 3, 5, 224, 224, generator=g) * 255, torch.randn(B, 1, 13, 20, generator=g)
+    return Pair(teacher.eval(), student.train(), (video, mfcc), torch.tensor(labels))
+
+
 def emotion_pair(proxy: str = "edam_s") -> Pair:
     """MulT (complete, the branch of student configuration 5) and the configuration-5 student."""
     torch.manual_seed(0)
@@ -103,7 +114,11 @@ CASES: dict[str, list[Case]] = {
     "crd": [crd("final"), crd("penultimate"), crd("post-attention"), crd("attention")],
     "edam-s": [Case({"config": 5, "num_layers": 2}, emotion_pair)],
     "edam-t": [Case({"config": 5, "num_layers": 2}, lambda: emotion_pair(proxy="same"))],
+    "pm": [Case({}, lambda: syncnet_pair([0, 0, 1, 1]))],
+    "contrastive": [Case({}, lambda: syncnet_pair([1.0, 0.0, 1.0, 0.0]))],
 }
+#: Training objectives of the student alone (avkd/losses/embedding.py): terms, but no teacher.
+STUDENT_ONLY = {"pm", "contrastive"}
 
 
 def _params() -> list:
@@ -177,7 +192,7 @@ def test_terms_taps_and_gradients(name: str, case: Case | None, teacher_mode: st
     if not terms:  # the student alone: nothing to distil, so the stage may skip the teacher pass
         assert not loss.uses_teacher
         return
-    assert loss.uses_teacher
+    assert loss.uses_teacher == (name not in STUDENT_ONLY)
     sum(terms.values()).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pair.student.parameters())
     assert all(p.grad is None for p in pair.teacher.parameters())  # detached, even with autograd on

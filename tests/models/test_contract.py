@@ -27,6 +27,18 @@ def sync_inputs(b: int, seed: int) -> Inputs:
     return torch.rand(b, 15, 48, 96, generator=g), torch.rand(b, 1, 80, 16, generator=g) * 8 - 4
 
 
+def syncnet_inputs(b: int, seed: int) -> Inputs:
+    """``video`` (B, 3, 5, 224, 224) BGR 0..255 and ``audio`` MFCC (B, 1, 13, 20) (avkd/models/syncnet.py)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, 5, 224, 224, generator=g) * 255, torch.randn(b, 1, 13, 20, generator=g) * 10
+
+
+def avsiam_inputs(b: int, seed: int) -> Inputs:
+    """``audio`` (B, 1, 32, 64) and ``video`` (B, 3, 32, 32), the toy size's inputs (avkd/models/avsiam.py)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, 1, 32, 64, generator=g), torch.randn(b, 3, 32, 32, generator=g)
+
+
 def mosei_inputs(b: int, seed: int) -> Inputs:
     """``text`` (B, T_l, 300), ``audio`` (B, T_a, 74), ``vision`` (B, T_v, 35) at short lengths; T_l = T_v / 10
     so that the EDAM-S student's text proxy (kernel 10, stride 10) has the teacher's length."""
@@ -73,6 +85,14 @@ CASES: dict[str, list[Case]] = {
     "vocalist": [sync_case(**TINY_SYNC)],
     "mtdvocalist": [sync_case(**TINY_SYNC)],
     "vocalist_lite": [sync_case()],  # its defaults are already CPU-sized
+    "syncnet": [  # thin widths; the 224×224 input stays (its strides need it)
+        Case(
+            {"embed_dim": 16, "audio_channels": (4, 4, 8, 8, 8, 8), "video_channels": (4, 8, 8, 8, 8, 8)},
+            syncnet_inputs,
+            lambda b: (b,),
+            ("audio_cnn", "video"),
+        )
+    ],
     "mult": [
         Case(
             TINY_MULT,
@@ -96,6 +116,14 @@ CASES: dict[str, list[Case]] = {
             ("proj_a", "v_with_a.1.scores", "v_mem.1.probs", "hidden"),
             id="video",
         ),
+    ],
+    "avsiam": [
+        Case(
+            {"size": "toy", "num_classes": 5},
+            avsiam_inputs,
+            lambda b: (b, 5),
+            ("patch_a", "a.1.probs", "v.2.scores", "tokens_v", "feat_a", "fusion.1.out", "pooled"),
+        )
     ],
     "mult_student": [
         student_case(1, ("l_with_a.1.scores", "a_mem.1.probs")),
@@ -203,4 +231,5 @@ def test_one_adam_step_changes_the_parameters(name: str, case: Case | None) -> N
     changed = {k for k, p in model.named_parameters() if not torch.equal(p.detach(), before[k])}
     assert with_grad, "no parameter received a gradient"
     assert with_grad <= changed
-    assert "out_layer.weight" in changed or "classifier.weight" in changed  # the head is trained
+    # The head is trained (AVSiam's AV head is timm's ``head``).
+    assert {"out_layer.weight", "classifier.weight", "netfcaud.3.weight", "head.weight"} & changed

@@ -135,15 +135,17 @@ def test_table_rows_columns_and_ids(evals: dict[str, Artifact]) -> None:
     frames = sorted({k for r in runs for k in r.accuracy})
     assert frames == [5, 7, 9, 15]
     lines = table_markdown(runs, frames).splitlines()
-    assert lines[0] == "| run | K5 | K7 | K9 | K15 | params (M) | clips | evaluation | model |"
+    assert lines[0] == (
+        "| run | K5 | K7 | K9 | K15 | params (M) | GMACs/window | windows/s | clips | evaluation | model |"
+    )
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert cells[0][:7] == ["BCE", "37.22", "50.00", "61.26", "90.00", "13.28", "12"]
+    assert cells[0][:9] == ["BCE", "37.22", "50.00", "61.26", "90.00", "13.28", "–", "–", "12"]
     assert cells[1][:5] == ["KD", "40.00", "–", "–", "–"]  # K7/K15 not evaluated, K9 NaN
     assert cells[2][:5] == ["MTD", "91.46", "95.74", "98.00", "99.68"]
     for row, name in zip(cells, ["bce", "kd", "mtd"], strict=True):
         art = evals[name]
         model_id = json.loads((art.path / "accuracy.json").read_text())["model"]["id"]
-        assert row[7] == f"`{art.id}`" and row[8] == f"`{model_id}`"
+        assert row[9] == f"`{art.id}`" and row[10] == f"`{model_id}`"
     assert runs[2].history == HISTORY and runs[2].config["method"] == "mtd"
 
 
@@ -279,8 +281,8 @@ def test_seeds_sharing_a_label_are_one_row_of_mean_and_sd(tmp_path: Path) -> Non
     md = (art.path / "report.md").read_text()
     # MTD K5: 0.40, 0.42, 0.44 -> mean 42.00, sd sqrt((0.02² + 0 + 0.02²) / 2) = 2.00; K7: 0.5, 0.6 (the third
     # is NaN) -> 55.00 ± sqrt(2 · 0.05²) = 7.07 (n=2); K9: 90.00 ± 0.00. F4 K5: 0.80, 0.86 -> 83.00 ± 4.24.
-    assert "| MTD | 42.00 ± 2.00 (n=3) | 55.00 ± 7.07 (n=2) | 90.00 ± 0.00 (n=3) | 13.28 | 12 |" in md
-    assert "| BCE | 37.22 | 50.00 | 61.26 | 13.28 | 12 |" in md
+    assert "| MTD | 42.00 ± 2.00 (n=3) | 55.00 ± 7.07 (n=2) | 90.00 ± 0.00 (n=3) | 13.28 | – | 12 |" in md
+    assert "| BCE | 37.22 | 50.00 | 61.26 | 13.28 | – | 12 |" in md
     assert "| F4 | 83.00 ± 4.24 (n=2) | 90.00 ± 0.00 (n=2) | 95.00 ± 0.00 (n=2) |" in md
     assert md.index("| MTD |") < md.index("| BCE |") < md.index("| F4 |")  # first-seen order
     mtd_row = next(line for line in md.splitlines() if line.startswith("| MTD |"))

@@ -16,6 +16,9 @@ Choices where the reference is loose, and why:
   drops the last step, the training-time framing of §1.4; the two differ only slightly (§1.4).
 - Silence rule of §3.1: when the positive window's RMS is at most 0.01, the negative is redrawn (up to 10 times)
   until its audio is not silent.
+- ``layout`` (an :class:`avkd.data.lrs2.layouts.InputLayout`; None = VocaLiST's, as above) cuts the windows for
+  another model family: SyncNet's layout gives (3, 5, 224, 224) crops and (1, 13, 20) MFCC windows, and only
+  windows whose audio fits in the clip's MFCC are drawn.
 - ``pairing="same_window"`` (not in the reference, which draws every sample on its own): samples ``2k`` and
   ``2k+1`` share a clip and a video window, the first with its own audio (label 1), the second with audio at
   another offset (label 0). Every negative then differs from a positive of the same batch only in the audio's
@@ -26,7 +29,7 @@ Choices where the reference is loose, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -97,9 +100,11 @@ class SyncDataset(Dataset):
         config: SyncSamplingConfig | None = None,
         samples: int | None = None,
         seed: int = 0,
+        layout: Any = None,
     ) -> None:
         self.store = store
         self.config = config or SyncSamplingConfig()
+        self.layout = layout
         c = self.config
         if not 1 <= c.min_offset <= c.max_offset:
             raise UsageError(f"need 1 <= min_offset <= max_offset, got {c.min_offset}..{c.max_offset}")
@@ -129,19 +134,32 @@ class SyncDataset(Dataset):
         # draw its offset.
         rng = np.random.default_rng([self.seed, self.epoch, index // 2 if paired else index])
         key = self.keys[rng.integers(len(self.keys))]
-        n = self.store.info(key)["n_frames"]
+        n = self._frames(key)
         start = int(rng.integers(0, n - c.frames + 1))
         positive = index % 2 == 0 if paired else bool(rng.random() < c.positive_fraction)
         audio_start = start if positive else self._negative_start(rng, key, start, n)
         return SamplePlan(key, start, audio_start, positive)
 
+    def _frames(self, key: str) -> int:
+        """Frames a window may start in, plus ``frames − 1``: all of them, or (another layout) as many as the
+        clip's audio features serve."""
+        info = self.store.info(key)
+        if self.layout is None:
+            return int(info["n_frames"])
+        return self.layout.clip_windows(info) + self.config.frames - 1
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
         plan = self.draw(index)
         crops = self.store.frames(plan.key, plan.start, plan.start + c.frames)
+        label = torch.tensor(1.0 if plan.positive else 0.0)
+        if self.layout is not None:
+            video = self.layout.video_batch(self.layout.clip_pixels(crops, c.pixel_order, c.pixel_range), [0])
+            features = torch.from_numpy(self.layout.clip_audio(self.store, plan.key))
+            return video[0], self.layout.audio_batch(features, [plan.audio_start])[0], label
         video = to_model_pixels(crops, c.pixel_order, c.pixel_range)
         mel = torch.from_numpy(np.ascontiguousarray(self._mel(plan.key, plan.audio_start))).unsqueeze(0)
-        return video, mel, torch.tensor(1.0 if plan.positive else 0.0)
+        return video, mel, label
 
     def _negative_start(self, rng: np.random.Generator, key: str, start: int, n: int) -> int:
         c = self.config

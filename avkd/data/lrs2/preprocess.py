@@ -17,6 +17,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,16 +31,16 @@ from avkd.core.artifacts import (
     atomic_write_text,
     finished,
     load_artifact,
-    sha256_file,
 )
 from avkd.core.config import bounded, validate
 from avkd.core.errors import AvkdError, MediaError, UsageError
 from avkd.core.jsonl import jsonl_text, read_jsonl
 from avkd.core.parallel import ordered_map
 from avkd.core.progress import ProgressReporter, log
-from avkd.data.failures import FAILURES
+from avkd.data.failures import FAILURES, reason_counts
 from avkd.data.lrs2 import store
 from avkd.data.lrs2.layout import SPLITS, Utterance, list_utterances
+from avkd.data.parts import PartsWriter
 from avkd.media.audio import SAMPLE_RATE, from_int16, resample, to_int16, to_mono, vocalist_mel
 from avkd.media.faces import DEFAULT_FIXED_BOX, FaceDetector, build_detector, crop_faces
 from avkd.media.video import Media, decode, resolve_decoder
@@ -281,106 +282,38 @@ def preprocess_lrs2(
         )
     resolved = cfg.to_dict(config)
     with ArtifactWriter(out, LRS2_FEATURES, resolved, overwrite=overwrite, resume=resume) as writer:
-        parts_dir = writer.path(store.PARTS_DIR)
-        parts_dir.mkdir(exist_ok=True)
-        for stray in parts_dir.glob(".*.tmp"):
-            stray.unlink()
-        kept, done_entries, done_failures = _kept_parts(writer, parts_dir)
-        done = {e["key"] for e in done_entries} | {f["key"] for f in done_failures}
-        todo = [u for u in items if u.key not in done]
+        write = partial(
+            store.write_part,
+            compression=config.compression,
+            frame_codec=config.frame_codec,
+            jpeg_quality=config.jpeg_quality,
+        )
+        parts = PartsWriter(writer, write, config.part_size, unit="utterances")
+        todo = [u for u in items if u.key not in parts.done_keys]
         if writer.resumed:
-            log(f"{out}: resuming, {len(done)} of {len(items)} utterances already done")
-        # Numbered after the highest kept part, never over one: a missing part in the middle is not reused.
-        next_part = max((int(p.stem.split("-")[1]) for p in kept), default=-1) + 1
-        records: list[store.UtteranceFeatures] = []
-        failures: list[dict[str, Any]] = []
-        new_entries: list[dict[str, Any]] = []
-        new_failures: list[dict[str, Any]] = []
-
-        def flush() -> None:
-            nonlocal next_part, records, failures
-            if not records and not failures:
-                return
-            name = f"part-{next_part:05d}.h5"
-            new_entries.extend(
-                store.write_part(
-                    parts_dir / name,
-                    records,
-                    failures,
-                    compression=config.compression,
-                    frame_codec=config.frame_codec,
-                    jpeg_quality=config.jpeg_quality,
-                )
-            )
-            writer.add_file(f"{store.PARTS_DIR}/{name}")
-            new_failures.extend(failures)
-            next_part += 1
-            records, failures = [], []
-
+            log(f"{out}: resuming, {len(parts.done_keys)} of {len(items)} utterances already done")
         with ProgressReporter(len(todo), f"preprocess {root.name or root}", enabled=show_progress) as bar:
             results = ordered_map(_process, todo, workers, initializer=_init_worker, initargs=(resolved,))
             for utt, features, reason in results:
                 if features is None:
-                    failures.append(
+                    parts.fail(
                         {"key": utt.key, "order": position[utt.key], "path": str(utt.path), "reason": reason}
                     )
                     bar.advance(1, failed=1)
                 else:
                     features.attrs["order"] = position[utt.key]
-                    records.append(features)
+                    parts.add(features)
                     bar.advance(1)
-                if len(records) + len(failures) >= config.part_size:
-                    flush()
-            flush()
-        entries = done_entries + new_entries
-        all_failures = done_failures + new_failures
-        entries.sort(key=lambda e: e["order"])
-        all_failures.sort(key=lambda f: f["order"])
+            parts.flush()
+        entries, all_failures = parts.entries(), parts.failures()
         atomic_write_text(writer.path(store.INDEX), jsonl_text(entries))
         atomic_write_text(writer.path(FAILURES), jsonl_text(all_failures))
         artifact = writer.commit(
             metrics=summarize(entries, all_failures, config.fps), corpus=str(root.resolve())
         )
-    return PreprocessResult(artifact, len(todo), len(new_failures), len(done), time.monotonic() - start)
-
-
-def _kept_parts(
-    writer: ArtifactWriter, parts_dir: Path
-) -> tuple[list[Path], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The parts a resumed run keeps, each proved against the partial manifest, and what they hold.
-
-    A part the manifest records must have its recorded size and sha256; a part written just before a kill (on
-    disk, not yet recorded) must read back. A damaged part is deleted and a recorded one that is gone is
-    dropped: either way its utterances are processed again, so nothing the index names is missing.
-    """
-    recorded = writer.manifest["files"]
-    kept: list[Path] = []
-    entries: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    for part in sorted(parts_dir.glob("part-*.h5")):
-        name = f"{store.PARTS_DIR}/{part.name}"
-        info = recorded.get(name)
-        try:
-            if info is not None and (
-                info["size"] != part.stat().st_size or sha256_file(part) != info["sha256"]
-            ):
-                raise ValueError("differs from the manifest's record of it")
-            part_entries, part_failures = store.read_part_summary(part)
-        except (OSError, ValueError, KeyError) as exc:
-            log(f"{part}: damaged ({exc}); its utterances are processed again")
-            part.unlink()
-            recorded.pop(name, None)
-            continue
-        if info is None:
-            writer.add_file(name)
-        kept.append(part)
-        entries += part_entries
-        failures += part_failures
-    for name in sorted(n for n in recorded if n.startswith(f"{store.PARTS_DIR}/")):
-        if not (writer.workdir / name).is_file():
-            log(f"{writer.workdir / name}: missing; its utterances are processed again")
-            del recorded[name]
-    return kept, entries, failures
+    return PreprocessResult(
+        artifact, len(todo), len(parts.new_failures), len(parts.done_keys), time.monotonic() - start
+    )
 
 
 def summarize(entries: list[dict[str, Any]], failures: list[dict[str, Any]], fps: float) -> dict[str, Any]:
@@ -393,13 +326,8 @@ def summarize(entries: list[dict[str, Any]], failures: list[dict[str, Any]], fps
         "frames": frames,
         "seconds": frames / fps,
         "per_split": dict(Counter(e["split"] for e in entries)),
-        "failure_reasons": dict(Counter(_reason_class(f["reason"]) for f in failures)),
+        "failure_reasons": reason_counts(failures),
     }
-
-
-def _reason_class(reason: str) -> str:
-    """Group failure reasons for the summary ('frame rate 30 fps, ...' -> 'frame rate')."""
-    return re.split(r"[:(0-9]", reason, maxsplit=1)[0].strip() or reason
 
 
 # -------------------------------------------------------------------------------------------- shards

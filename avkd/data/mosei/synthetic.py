@@ -20,6 +20,24 @@ The optional MulT pickle (``pickle_path``) is made by the generator from its own
 frames overlapping each segment, last ``*_len`` kept, zero-padded on the left, ``-inf`` left in audio (as in
 MulT's file), ``id`` rows ``[video, repr(start), repr(end)]``, labels ``(N, 1, 1)``; segments the ingest must
 reject (missing modality) are left out, as the SDK's ``hard_unify`` would.
+
+**The γ corpus** (``gamma`` set, docs/mfh.md §10): the modality focusing hypothesis's overlap design (MFH §2.2,
+experiment 1: the teacher's decisive information stays fixed, only the part the student's modality shares
+changes) on this corpus. Each segment draws ``gamma_latents`` = K decisive latents ``z ~ N(0, I_K)`` and the
+sentiment is ``3·tanh(Σ_k z_k / √K + noise)``: every latent weighs the same, as in MFH's Table 2 variant
+(h = ones). The first ``round(γ·K)`` latents are modality-general (carried by the video *and* by text and audio),
+the other ones modality-specific (text and audio only). The information lives in time: each segment has one
+*event window* of ``gamma_window`` seconds at a uniform position inside it; only frames overlapping the window
+carry the latents, every other frame (the rest of the segment and the gaps) carries fresh N(0, 1) values in the
+same slots, so nothing but the window tells a decisive frame from a distractor. Text and audio also carry a
+marker slot (1 inside the window, 0 elsewhere); the video has none, so a video-only student has to find the
+window by itself, while the teacher's crossmodal attention (text and audio queries over video keys) can be
+pointed at it: that is what attention-based KD can pass on. A frame's features are a fixed random projection of
+its slots plus frame noise, as above. Text and audio carry all K latents whatever γ, so the teacher's decisive
+information does not change with γ; the random draws do not depend on γ either (the video's shared slots are
+drawn as distractors and overwritten inside the window), so corpora with different γ have the same labels, text
+and audio and differ only in those video slots. ``gamma.json`` in the corpus records γ, the shared latents and
+every segment's window.
 """
 
 from __future__ import annotations
@@ -34,12 +52,16 @@ from typing import Any
 import h5py
 import numpy as np
 
+from avkd.core.artifacts import atomic_write_json
 from avkd.core.errors import UsageError
 from avkd.data.manifests import manifest_dir
 from avkd.data.splits import canonical_split
 
 #: The SDK's fold names (its fold files and MulT's pickle keys); avkd calls the middle one "val".
 FOLDS = ("train", "valid", "test")
+
+#: The γ corpus's ground truth (γ, the shared latents, every segment's event window), written at its root.
+GAMMA_FILE = "gamma.json"
 
 #: file name, top-level ("root name") key and feature dimension per sequence (docs/reference/mult-mosei.md §3.2).
 SEQUENCES: dict[str, tuple[str, str, str]] = {
@@ -89,6 +111,13 @@ class SynthMoseiConfig:
     vision_len: int = 500
     #: gzip level of the .csd datasets (the SDK's deploy uses 9; lower is faster).
     gzip_level: int = 1
+    #: None: the corpus above. A number in [0, 1]: the γ corpus (module docstring), in which this share of the
+    #: decisive latents is also in the video (rounded to a whole number of the ``gamma_latents``).
+    gamma: float | None = None
+    #: K, the decisive latents of the γ corpus (4 makes γ = 0, 0.25, 0.5, 0.75, 1 exact).
+    gamma_latents: int = 4
+    #: Length in seconds of a segment's event window, the only frames that carry its latents (γ corpus).
+    gamma_window: float = 0.3
 
 
 def _fold_ids() -> dict[str, list[str]]:
@@ -151,6 +180,35 @@ def _pad(frames: np.ndarray, length: int, dim: int) -> np.ndarray:
     return out
 
 
+def _gamma_slots(
+    rng: np.random.Generator,
+    frames: np.ndarray,
+    windows: np.ndarray,
+    latents: np.ndarray,
+    modality: str,
+    shared: int,
+) -> np.ndarray:
+    """The γ corpus's slots of each frame (module docstring): ``(frames, K + 1)``, K latent slots + the marker.
+
+    Every slot starts as a fresh N(0, 1) distractor; a frame that overlaps an event window (with positive length,
+    the ingest's rule) carries that segment's latents: all K in text and audio, the first ``shared`` in the video.
+    The marker is 1 in text and audio frames inside a window and 0 everywhere else, always 0 in the video.
+    """
+    k = latents.shape[1]
+    slots = rng.normal(size=(len(frames), k + 1))
+    slots[:, k] = 0.0
+    if not len(frames) or not len(windows):
+        return slots
+    # Windows are disjoint and in time order: the candidate is the last one that starts before the frame ends.
+    j = np.searchsorted(windows[:, 0], frames[:, 1], side="left") - 1
+    inside = (j >= 0) & (frames[:, 0] < windows[np.clip(j, 0, None), 1])
+    carried = shared if modality == "vision" else k
+    slots[np.ix_(inside, np.arange(carried))] = latents[j[inside], :carried]
+    if modality != "vision":
+        slots[inside, k] = 1.0
+    return slots
+
+
 def synthesize_mosei(
     out: str | Path, config: SynthMoseiConfig | None = None, pickle_path: str | Path | None = None
 ) -> dict[str, Any]:
@@ -158,6 +216,19 @@ def synthesize_mosei(
     config = config or SynthMoseiConfig()
     if not 1 <= config.min_segments <= config.max_segments:
         raise UsageError("synth mosei: need 1 <= min_segments <= max_segments")
+    gamma_mode = config.gamma is not None
+    if gamma_mode:
+        if not 0.0 <= config.gamma <= 1.0:
+            raise UsageError(f"synth mosei: gamma must be in [0, 1], got {config.gamma}")
+        if config.gamma_latents < 1:
+            raise UsageError(f"synth mosei: gamma_latents must be at least 1, got {config.gamma_latents}")
+        if not 0.0 < config.gamma_window < config.min_seconds:
+            raise UsageError(
+                f"synth mosei: gamma_window must be in (0, min_seconds = {config.min_seconds}), "
+                f"got {config.gamma_window}"
+            )
+    n_latents = config.gamma_latents
+    n_shared = round(config.gamma * n_latents) if gamma_mode else 0
     start_time = time.monotonic()
     out = Path(out)
     for target in (out, Path(pickle_path).parent if pickle_path else None):
@@ -176,7 +247,8 @@ def synthesize_mosei(
     dims = {"text": config.text_dim, "audio": config.audio_dim, "vision": config.vision_dim}
     lengths = {"text": config.text_len, "audio": config.audio_len, "vision": config.vision_len}
     # Fixed projections latent -> features, shared by all videos.
-    proj = {m: rng.normal(size=(2, d)).astype(np.float32) for m, d in dims.items()}
+    slots = n_latents + 1 if gamma_mode else 2  # γ corpus: K latents + the marker; otherwise [z_s, z_m]
+    proj = {m: rng.normal(size=(slots, d)).astype(np.float32) for m, d in dims.items()}
     bias = {m: rng.normal(scale=0.2, size=d).astype(np.float32) for m, d in dims.items()}
     weights = np.array([config.shared_weight, config.text_weight, config.audio_weight, config.vision_weight])
     norm = float(np.linalg.norm(weights)) or 1.0
@@ -189,20 +261,32 @@ def synthesize_mosei(
     }
     split_of = {v: s for s, vids in chosen.items() for v in vids}
     segments_total = 0
+    gamma_windows: dict[str, list[list[float]]] = {}
     for vid in sorted([*split_of, *nofold]):
         n_seg = int(rng.integers(config.min_segments, config.max_segments + 1))
         t = 0.0
-        seg_intervals, seg_latents = [], []
+        seg_intervals, seg_latents, seg_windows = [], [], []
         for _ in range(n_seg):
             start = t + float(rng.uniform(0.3, 1.0))
             end = start + float(rng.uniform(config.min_seconds, config.max_seconds))
             seg_intervals.append((start, end))
-            seg_latents.append(rng.normal(size=4))  # z_s, z_t, z_a, z_v
+            if gamma_mode:
+                seg_latents.append(rng.normal(size=n_latents))  # the decisive latents z_1..z_K
+                w0 = start + float(rng.uniform(0.0, end - start - config.gamma_window))
+                seg_windows.append((w0, w0 + config.gamma_window))
+            else:
+                seg_latents.append(rng.normal(size=4))  # z_s, z_t, z_a, z_v
             t = end
         total = t + float(rng.uniform(0.3, 1.0))
         seg_iv = np.array(seg_intervals, dtype=np.float64)
         latents = np.array(seg_latents)
-        score = latents @ weights / norm + rng.normal(scale=config.label_noise, size=n_seg)
+        if gamma_mode:  # every latent weighs the same (MFH's Table 2 variant, h = ones); the sum is N(0, 1)
+            windows = np.array(seg_windows, dtype=np.float64)
+            gamma_windows[vid] = windows.tolist()
+            clean = latents.sum(axis=1) / np.sqrt(n_latents)
+        else:
+            clean = latents @ weights / norm
+        score = clean + rng.normal(scale=config.label_noise, size=n_seg)
         sentiment = 3.0 * np.tanh(score)
         emotions = rng.uniform(0.0, 3.0, size=(n_seg, 6))
         streams["labels"][vid] = (np.column_stack([sentiment, emotions]).astype(np.float32), seg_iv)
@@ -227,13 +311,16 @@ def synthesize_mosei(
             frame_iv["vision"] = iv[~((iv[:, 0] < e0) & (iv[:, 1] > s0))]
         for m_index, mod in enumerate(("text", "audio", "vision"), start=1):
             iv = frame_iv[mod]
-            mid = iv.mean(axis=1)
-            # Latent of the segment a frame's midpoint is in; gap frames get their own random latent.
-            seg_index = np.searchsorted(seg_iv[:, 0], mid, side="right") - 1
-            inside = (seg_index >= 0) & (mid < seg_iv[np.clip(seg_index, 0, None), 1])
-            lat = rng.normal(size=(len(iv), 2))
-            lat[inside, 0] = latents[seg_index[inside], 0]
-            lat[inside, 1] = latents[seg_index[inside], m_index]
+            if gamma_mode:
+                lat = _gamma_slots(rng, iv, windows, latents, mod, n_shared)
+            else:
+                mid = iv.mean(axis=1)
+                # Latent of the segment a frame's midpoint is in; gap frames get their own random latent.
+                seg_index = np.searchsorted(seg_iv[:, 0], mid, side="right") - 1
+                inside = (seg_index >= 0) & (mid < seg_iv[np.clip(seg_index, 0, None), 1])
+                lat = rng.normal(size=(len(iv), 2))
+                lat[inside, 0] = latents[seg_index[inside], 0]
+                lat[inside, 1] = latents[seg_index[inside], m_index]
             feats = lat.astype(np.float32) @ proj[mod] + bias[mod]
             feats += rng.normal(scale=config.frame_noise, size=feats.shape).astype(np.float32)
             if mod == "audio" and config.audio_neginf_fraction > 0:
@@ -278,6 +365,17 @@ def synthesize_mosei(
         "missing_audio_videos": sorted(missing_audio),
         "empty_vision_videos": sorted(empty_vision),
     }
+    if gamma_mode:
+        truth = {
+            "gamma": config.gamma,
+            # The γ the corpus has: the share of the K equally weighted latents the video carries.
+            "gamma_effective": n_shared / n_latents,
+            "latents": n_latents,
+            "shared_latents": list(range(n_shared)),
+            "window_seconds": config.gamma_window,
+        }
+        atomic_write_json(out / GAMMA_FILE, {**truth, "windows": gamma_windows})
+        summary["gamma"] = truth
     if pickle_path is not None:
         data = {}
         for split in FOLDS:

@@ -22,12 +22,19 @@ from avkd.core.progress import ProgressReporter
 from avkd.data.mosei.dataset import MoseiDataset
 from avkd.evaluate.classify import emotion_metrics
 from avkd.models.device import resolve_device
-from avkd.models.io import count_parameters, load_model
+from avkd.models.io import count_parameters
+from avkd.models.onnx_model import load_inference_model
 from avkd.report.tables import emotion_metrics_table
 from avkd.tasks.emotion.config import EMOTION_INPUTS, EmotionEvalConfig
 from avkd.tasks.emotion.train import predict
 
 __all__ = ["evaluate_emotion_artifact"]
+
+
+def _runtime(model: object) -> dict[str, str]:
+    """How an export was run (absent for a PyTorch model)."""
+    precision = getattr(model, "precision", None)
+    return {"runtime": "onnxruntime", "precision": precision} if precision else {}
 
 
 def evaluate_emotion_artifact(
@@ -38,14 +45,17 @@ def evaluate_emotion_artifact(
     label: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    precision: str | None = None,
 ) -> Artifact:
     """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
     of an emotion model on a ``mosei-features`` split, under ``config.protocol`` (recorded in ``metrics.json``
-    and ``metrics.md``); also its parameter count and milliseconds per batch."""
+    and ``metrics.md``); also its parameter count and milliseconds per batch. ``model``: a model artifact or an
+    export artifact (ONNX Runtime at ``precision``, None for the export's default; recorded in the manifest's
+    metrics and ``metrics.json``), :mod:`avkd.models.onnx_model`."""
     validate(config)
     device = resolve_device(config.device)
     feats = load_artifact(features, kind=MOSEI_FEATURES)
-    loaded = load_model(model, device=device, inputs=EMOTION_INPUTS)
+    loaded = load_inference_model(model, device=device, inputs=EMOTION_INPUTS, precision=precision)
     dataset = MoseiDataset(feats, config.split)
     if len(dataset) == 0:
         raise UsageError(f"{feats.path}: the {dataset.split} split holds no segments; nothing to evaluate")
@@ -74,6 +84,7 @@ def evaluate_emotion_artifact(
             "task": "emotion",
             "model": loaded.reference(model),
             "parameters": count_parameters(loaded.model),
+            **_runtime(loaded.model),
             "ms_per_batch": ms_per_batch,
             "batch_size": config.batch_size,
             **result.to_json(),
@@ -85,4 +96,5 @@ def evaluate_emotion_artifact(
             for k in ("acc7", "f1_weighted", "acc2", "f1_binary", "mae", "corr", "parameters", "ms_per_batch")
         }
         metrics["protocol"] = config.protocol
+        metrics.update(_runtime(loaded.model))
         return writer.commit(metrics=metrics, label=label, task="emotion")

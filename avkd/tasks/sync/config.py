@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,10 +13,12 @@ from avkd.data.lrs2.store import FeatureStore
 from avkd.evaluate.sync import VSHIFT, frames_problem
 from avkd.models.device import device_problem
 from avkd.models.io import ModelSpec
+from avkd.models.registry import model_entrypoint
 from avkd.tasks.sync.methods import METHODS
 from avkd.train.loop import LoopConfig
 
 __all__ = [
+    "OBJECTIVES",
     "SYNC_INPUTS",
     "DistillConfig",
     "SyncEvalConfig",
@@ -25,8 +28,9 @@ __all__ = [
 ]
 
 
-#: What this task's models take (forward(video, mel)): its stages refuse a model of another task.
-SYNC_INPUTS = ("video", "mel")
+#: What this task's models take first (forward(video, audio features): VocaLiST's mel, SyncNet's MFCC; their
+#: windows are cut by the model's input layout, avkd.data.lrs2.layouts): its stages refuse another task's model.
+SYNC_INPUTS = ("video",)
 
 
 @dataclass
@@ -40,7 +44,11 @@ class SyncModelConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def spec(self, sampling: SyncSamplingConfig) -> ModelSpec:
-        kwargs: dict[str, Any] = {"width": self.width, **self.kwargs}
+        # width/channels are VocaLiST's; a model without them (syncnet: embed_dim and its channel lists, in
+        # kwargs) is built from kwargs alone.
+        takes = inspect.signature(model_entrypoint(self.name)).parameters
+        kwargs: dict[str, Any] = {"width": self.width} if "width" in takes else {}
+        kwargs.update(self.kwargs)
         if self.channels is not None:
             kwargs["channels"] = list(self.channels)
         return ModelSpec(self.name, kwargs, sampling.pixel_order, sampling.pixel_range)
@@ -69,10 +77,25 @@ class SyncRunConfig:
         return train, val
 
 
+#: Training objectives (avkd train --objective): VocaLiST's BCE on balanced pairs, or, for a model that embeds each
+#: window (its taps ``video``/``audio``: syncnet), Perfect Match or SyncNet's contrastive loss
+#: (avkd/losses/embedding.py).
+OBJECTIVES = ("bce", "pm", "contrastive")
+
+
+def _objective_problem(value: str) -> str | None:
+    return None if value in OBJECTIVES else f"must be one of {', '.join(OBJECTIVES)}"
+
+
 @dataclass
 class SyncTrainConfig(SyncRunConfig):
     model: SyncModelConfig = field(default_factory=SyncModelConfig)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=50, batch_size=128, lr=5e-5))
+    objective: str = bounded("bce", check=_objective_problem)
+    #: pm: windows per run (each sample is that many consecutive windows of one clip; batch_size counts runs).
+    pm_steps: int = bounded(8, ge=2)
+    #: Options of the objective's loss (pm: init_w, init_b; contrastive: margin).
+    objective_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _student_loop() -> LoopConfig:

@@ -21,6 +21,7 @@ from torch import nn
 from avkd.core.artifacts import LRS2_FEATURES, Artifact, load_artifact
 from avkd.core.errors import UsageError
 from avkd.data.lrs2.dataset import SyncDataset
+from avkd.data.lrs2.layouts import LAYOUTS, layout_of
 from avkd.data.lrs2.store import FeatureStore
 from avkd.losses.base import build_loss
 from avkd.losses.layers import parse_layers
@@ -28,6 +29,7 @@ from avkd.losses.weighting import build_weighting
 from avkd.models.attention import Tapped, TapRequest
 from avkd.models.device import resolve_device
 from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
+from avkd.models.registry import model_entrypoint
 from avkd.tasks.sync.config import SYNC_INPUTS, DistillConfig
 from avkd.tasks.sync.methods import METHODS
 from avkd.tasks.sync.train import validate_sync
@@ -199,6 +201,16 @@ def distill_sync(
     def build() -> tuple[DistillTask, list[Artifact]]:
         feats = load_artifact(features, kind=LRS2_FEATURES)
         loaded = load_model(teacher, device="cpu", inputs=SYNC_INPUTS)
+        # The distillation data are VocaLiST's windows (48x96 lips, mel): a SyncNet (224x224 faces, MFCC) can be
+        # neither teacher nor student here.
+        for who, name, model in (
+            ("teacher", loaded.spec.name, loaded.model),
+            ("student", config.student.name, model_entrypoint(config.student.name)),
+        ):
+            if layout_of(model) is not LAYOUTS["vocalist"]:
+                raise UsageError(
+                    f"{who} {name!r} reads {layout_of(model).name} inputs; distillation feeds VocaLiST's"
+                )
         task = DistillTask(config, loaded.model, loaded.spec, FeatureStore(feats))
         task.teacher.model.to(resolve_device(config.loop.device))
         return task, [feats] + ([loaded.artifact] if loaded.artifact else [])

@@ -34,6 +34,7 @@ class SyncTask(Task):
             **LOOP_FLAGS,
             "model": "model.name",
             "width": "model.width",
+            "objective": "objective",
             "workers": "loop.num_workers",
             "samples_per_epoch": "samples_per_epoch",
         },
@@ -71,6 +72,16 @@ class SyncTask(Task):
     report_stage = staticmethod(build_sync_report)
     demo_stage = staticmethod(run_demo)
     evaluation_table = "accuracy.md"
+
+    def describe_model(self, model: Artifact) -> str:
+        # A model trained with an embedding objective (--objective pm | contrastive) is selected by val_acc.
+        if "best_val_f1" not in model.metrics and "best_val_acc" in model.metrics:
+            m = model.metrics
+            return (
+                f"{model.path}: {m['parameters']:,} parameters, best val_acc {m['best_val_acc']:.4f} at epoch "
+                f"{m.get('best_epoch')}; id {model.id}"
+            )
+        return super().describe_model(model)
 
     def report_text(self, report: Artifact) -> str:
         return report_table(report).rstrip()

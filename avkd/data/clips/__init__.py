@@ -1,0 +1,1 @@
+"""Labelled clip corpora (VGGSound, AudioSet): label CSVs, the synthetic corpus, preprocessing into HDF5 parts, the dataset."""
