@@ -50,7 +50,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -441,10 +441,57 @@ def _attempts(config: ExportConfig) -> list[tuple[str, str]]:
     return [(a, e) for e in exporters for a in attentions]
 
 
+Checks = list[tuple[tuple[Tensor, ...], Tensor]]
+
+
+def _compare(
+    spec: GraphSpec, run: Callable[[tuple[Tensor, ...]], np.ndarray], checks: Checks, atol: float
+) -> tuple[list[dict[str, Any]], float]:
+    """Each check batch's max |diff| between ``run`` (the exported graph) and PyTorch's reference, and the worst
+    diff as a multiple of its tolerance (<= 1 passes)."""
+    diffs, worst = [], 0.0
+    for feeds, ref in checks:
+        diff = _max_diff(run(feeds), ref)
+        diffs.append({"batch": int(feeds[0].shape[spec.batch_axes[spec.inputs[0]]]), "max_abs_diff": diff})
+        worst = max(worst, diff / _tolerance(spec, ref, atol))
+    return diffs, worst
+
+
+def _graph_record(
+    spec: GraphSpec,
+    path: Path,
+    trace: tuple[Tensor, ...],
+    checks: Checks,
+    config: ExportConfig,
+    diffs: list[dict[str, Any]],
+    seconds: float,
+    failures: list[str],
+    **how: Any,
+) -> dict[str, Any]:
+    """The manifest's record of one exported graph (``how``: its exporter, attention path, opset)."""
+    return {
+        "file": path.name,
+        **how,
+        "inputs": list(spec.inputs),
+        "output": spec.output,
+        "batch_axes": spec.batch_axes,
+        "traced_batch": config.trace_batch,
+        "fixed_axes": spec.fixed,
+        "input_shapes": {n: list(t.shape) for n, t in zip(spec.inputs, trace, strict=True)},
+        "max_abs_diff": max(d["max_abs_diff"] for d in diffs),
+        "checks": diffs,
+        "tolerance": _tolerance(spec, checks[0][1], config.atol),
+        "export_s": round(seconds, 3),
+        "bytes": path.stat().st_size,
+        # Why a preferred exporter or attention path was not used (empty: the first attempt passed).
+        "fallbacks": failures,
+    }
+
+
 def export_graph(
     spec: GraphSpec,
     trace: tuple[Tensor, ...],
-    checks: list[tuple[tuple[Tensor, ...], Tensor]],
+    checks: Checks,
     path: Path,
     config: ExportConfig,
 ) -> dict[str, Any]:
@@ -477,34 +524,17 @@ def export_graph(
         finally:
             _clear_caches()
         seconds = time.perf_counter() - start
-        diffs, worst = [], 0.0
-        for feeds, ref in checks:
-            got = _run_onnx(path, dict(zip(spec.inputs, feeds, strict=True)))
-            diff = _max_diff(got, ref)
-            diffs.append(
-                {"batch": int(feeds[0].shape[spec.batch_axes[spec.inputs[0]]]), "max_abs_diff": diff}
-            )
-            worst = max(worst, diff / _tolerance(spec, ref, config.atol))
+        diffs, worst = _compare(
+            spec,
+            lambda feeds: _run_onnx(path, dict(zip(spec.inputs, feeds, strict=True))),
+            checks,
+            config.atol,
+        )
         if worst <= 1.0:
-            return {
-                "file": path.name,
-                "exporter": exporter,
-                "attention": attn,
-                "opset": config.opset,
-                "inputs": list(spec.inputs),
-                "output": spec.output,
-                "batch_axes": spec.batch_axes,
-                "traced_batch": config.trace_batch,
-                "fixed_axes": spec.fixed,
-                "input_shapes": {n: list(t.shape) for n, t in zip(spec.inputs, trace, strict=True)},
-                "max_abs_diff": max(d["max_abs_diff"] for d in diffs),
-                "checks": diffs,
-                "tolerance": _tolerance(spec, checks[0][1], config.atol),
-                "export_s": round(seconds, 3),
-                "bytes": path.stat().st_size,
-                # Why a preferred exporter or attention path was not used (empty: the first attempt passed).
-                "fallbacks": failures,
-            }
+            return _graph_record(
+                spec, path, trace, checks, config, diffs, seconds, failures,
+                exporter=exporter, attention=attn, opset=config.opset,
+            )  # fmt: skip
         worst_diff = max(d["max_abs_diff"] for d in diffs)
         failures.append(f"{exporter}/{attn}: max |diff| {worst_diff:.3g} above the tolerance")
         path.unlink(missing_ok=True)
@@ -514,7 +544,7 @@ def export_graph(
 def export_program(
     spec: GraphSpec,
     trace: tuple[Tensor, ...],
-    checks: list[tuple[tuple[Tensor, ...], Tensor]],
+    checks: Checks,
     path: Path,
     config: ExportConfig,
 ) -> dict[str, Any]:
@@ -542,33 +572,13 @@ def export_program(
         finally:
             _clear_caches()
         seconds = time.perf_counter() - start
-        diffs, worst = [], 0.0
-        for feeds, ref in checks:
-            with torch.no_grad():
-                got = loaded(*feeds).numpy()
-            diff = _max_diff(got, ref)
-            diffs.append(
-                {"batch": int(feeds[0].shape[spec.batch_axes[spec.inputs[0]]]), "max_abs_diff": diff}
-            )
-            worst = max(worst, diff / _tolerance(spec, ref, config.atol))
+        with torch.no_grad():
+            diffs, worst = _compare(spec, lambda feeds, m=loaded: m(*feeds).numpy(), checks, config.atol)
         if worst <= 1.0:
-            return {
-                "file": path.name,
-                "exporter": "torch.export",
-                "attention": attn,
-                "inputs": list(spec.inputs),
-                "output": spec.output,
-                "batch_axes": spec.batch_axes,
-                "traced_batch": config.trace_batch,
-                "fixed_axes": spec.fixed,
-                "input_shapes": {n: list(t.shape) for n, t in zip(spec.inputs, trace, strict=True)},
-                "max_abs_diff": max(d["max_abs_diff"] for d in diffs),
-                "checks": diffs,
-                "tolerance": _tolerance(spec, checks[0][1], config.atol),
-                "export_s": round(seconds, 3),
-                "bytes": path.stat().st_size,
-                "fallbacks": failures,
-            }
+            return _graph_record(
+                spec, path, trace, checks, config, diffs, seconds, failures,
+                exporter="torch.export", attention=attn,
+            )  # fmt: skip
         failures.append(
             f"torch.export/{attn}: max |diff| {max(d['max_abs_diff'] for d in diffs):.3g} above the tolerance"
         )
@@ -641,7 +651,7 @@ def export_model(
         out, EXPORT, config_json, inputs=lineage, overwrite=overwrite, resumable=False
     ) as writer:
         graphs: dict[str, Any] = {}
-        all_checks: dict[str, tuple[GraphSpec, list[tuple[tuple[Tensor, ...], Tensor]]]] = {}
+        all_checks: dict[str, tuple[GraphSpec, Checks]] = {}
         for spec in specs:
             trace = _batch_first_to_graph(spec, _batches(inputs, spec.inputs, config.trace_batch))
             checks = []
@@ -761,9 +771,7 @@ def _quiet_root() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_graph(
-    spec: GraphSpec, checks: list[tuple[tuple[Tensor, ...], Tensor]], folder: Path, fp32_file: str
-) -> dict[str, Any]:
+def quantize_graph(spec: GraphSpec, checks: Checks, folder: Path, fp32_file: str) -> dict[str, Any]:
     """Dynamic int8 of one fp32 graph (QInt8 weights of :data:`QUANTIZED_OPS`), checked with ``onnx.checker`` and
     run in ONNX Runtime on the fp32 check inputs; its record: file, bytes, int8 nodes, max |diff| vs PyTorch fp32."""
     onnx = require("onnx")
