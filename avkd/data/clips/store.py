@@ -21,6 +21,7 @@ artifact: part files opened lazily, once per process, so a dataset can go to Dat
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 
 from avkd.core.artifacts import CLIPS_FEATURES, Artifact, load_artifact
 from avkd.core.jsonl import read_jsonl
-from avkd.data.lrs2.store import COMPRESSION, PARTS_DIR, FeatureStore, write_frames, write_records
+from avkd.data.lrs2.store import COMPRESSION, PARTS_DIR, FeatureStore, encode_jpeg
 
 __all__ = ["CLASSES", "INDEX", "PARTS_DIR", "ClipFeatures", "ClipStore", "write_part"]
 
@@ -69,15 +70,41 @@ def write_part(
     frame_codec: str = "raw",
     jpeg_quality: int = 95,
 ) -> list[dict[str, Any]]:
-    """Write one part file atomically (one frame a chunk); returns the index entries of its clips."""
+    """Write one part file atomically; returns the index entries of its clips."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
     filters = COMPRESSION[compression]
-
-    def fill(group: h5py.Group, record: ClipFeatures) -> None:
-        write_frames(group, record.frames, frame_codec, jpeg_quality, 1, filters)
-        group.create_dataset("fbank", data=record.fbank, **filters)
-        group.create_dataset("labels", data=np.asarray(record.labels, np.int16))
-
-    return write_records(path, records, failures, fill)
+    entries = [r.index_entry(f"{PARTS_DIR}/{path.name}") for r in records]
+    try:
+        with h5py.File(tmp, "w", libver="latest") as h5:
+            for record in records:
+                group = h5.create_group(record.key)
+                n = record.frames.shape[0]
+                if frame_codec == "jpeg":
+                    frames = group.create_dataset(
+                        "frames", (n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(1,)
+                    )
+                    buffers = np.empty(n, dtype=object)
+                    buffers[:] = encode_jpeg(record.frames, jpeg_quality)
+                    frames[:] = buffers
+                    frames.attrs["shape"] = record.frames.shape[1:]
+                else:
+                    frames = group.create_dataset(
+                        "frames", data=record.frames, chunks=(1, *record.frames.shape[1:]), **filters
+                    )
+                frames.attrs["codec"] = frame_codec
+                group.create_dataset("fbank", data=record.fbank, **filters)
+                group.create_dataset("labels", data=np.asarray(record.labels, np.int16))
+                for key, value in record.attrs.items():
+                    if value is not None:
+                        group.attrs[key] = value
+            h5.attrs["index"] = json.dumps(entries)
+            h5.attrs["failures"] = json.dumps(failures)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return entries
 
 
 class ClipStore(FeatureStore):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,53 +93,6 @@ def decode_jpeg(buffers: Any) -> np.ndarray:
     return np.stack([cv2.cvtColor(cv2.imdecode(b, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for b in buffers])
 
 
-def write_frames(
-    group: h5py.Group, frames: np.ndarray, codec: str, jpeg_quality: int, chunk: int, filters: dict[str, Any]
-) -> None:
-    """A record's (N, H, W, 3) uint8 frames as its ``frames`` dataset: JPEG byte strings or raw, ``chunk`` frames a
-    chunk (every ingest's stores read both, :class:`FeatureStore`)."""
-    n = frames.shape[0]
-    if codec == "jpeg":
-        dataset = group.create_dataset(
-            "frames", (n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(min(chunk, n),)
-        )
-        dataset[:] = _object_array(encode_jpeg(frames, jpeg_quality))
-        dataset.attrs["shape"] = frames.shape[1:]
-    else:
-        dataset = group.create_dataset(
-            "frames", data=frames, chunks=(min(chunk, n), *frames.shape[1:]), **filters
-        )
-    dataset.attrs["codec"] = codec
-
-
-def write_records(
-    path: Path,
-    records: Sequence[Any],
-    failures: list[dict[str, Any]],
-    fill: Callable[[h5py.Group, Any], None],
-) -> list[dict[str, Any]]:
-    """Write one part file atomically: a group per record (``fill`` writes its datasets, then its non-None
-    ``attrs`` are set), the index entries and the failures in the file's attributes; returns the entries."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    entries = [r.index_entry(f"{PARTS_DIR}/{path.name}") for r in records]
-    try:
-        with h5py.File(tmp, "w", libver="latest") as h5:
-            for record in records:
-                group = h5.create_group(record.key)
-                fill(group, record)
-                for key, value in record.attrs.items():
-                    if value is not None:
-                        group.attrs[key] = value
-            h5.attrs["index"] = json.dumps(entries)
-            h5.attrs["failures"] = json.dumps(failures)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return entries
-
-
 def write_part(
     path: Path,
     records: list[UtteranceFeatures],
@@ -150,20 +103,47 @@ def write_part(
     frame_chunk: int = FRAME_CHUNK,
 ) -> list[dict[str, Any]]:
     """Write one part file atomically; returns the index entries of its utterances."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
     filters = COMPRESSION[compression]
-
-    def fill(group: h5py.Group, record: UtteranceFeatures) -> None:
-        write_frames(group, record.frames, frame_codec, jpeg_quality, frame_chunk, filters)
-        group.create_dataset(
-            "audio",
-            data=record.audio,
-            chunks=(min(640 * frame_chunk * 8, record.audio.shape[0]),),
-            **filters,
-        )
-        group.create_dataset("mel", data=record.mel, **filters)
-        group.create_dataset("boxes", data=record.boxes)
-
-    return write_records(path, records, failures, fill)
+    entries = [r.index_entry(f"{PARTS_DIR}/{path.name}") for r in records]
+    try:
+        with h5py.File(tmp, "w", libver="latest") as h5:
+            for record in records:
+                group = h5.create_group(record.key)
+                n = record.frames.shape[0]
+                if frame_codec == "jpeg":
+                    frames = group.create_dataset(
+                        "frames", (n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(min(frame_chunk, n),)
+                    )
+                    frames[:] = _object_array(encode_jpeg(record.frames, jpeg_quality))
+                    frames.attrs["shape"] = record.frames.shape[1:]
+                else:
+                    frames = group.create_dataset(
+                        "frames",
+                        data=record.frames,
+                        chunks=(min(frame_chunk, n), *record.frames.shape[1:]),
+                        **filters,
+                    )
+                frames.attrs["codec"] = frame_codec
+                group.create_dataset(
+                    "audio",
+                    data=record.audio,
+                    chunks=(min(640 * frame_chunk * 8, record.audio.shape[0]),),
+                    **filters,
+                )
+                group.create_dataset("mel", data=record.mel, **filters)
+                group.create_dataset("boxes", data=record.boxes)
+                for key, value in record.attrs.items():
+                    if value is not None:
+                        group.attrs[key] = value
+            h5.attrs["index"] = json.dumps(entries)
+            h5.attrs["failures"] = json.dumps(failures)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return entries
 
 
 def _object_array(items: list[np.ndarray]) -> np.ndarray:
