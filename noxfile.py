@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``, ``nox -s compare``.
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``, ``nox -s compare``,
+``nox -s delay``.
 
 Sessions run in the current environment (``venv_backend = "none"``): a fresh virtualenv per session would
 download torch (several GB) each time. Install once with ``pip install -e '.[dev]'``.
@@ -58,3 +59,14 @@ def compare(session: nox.Session) -> None:
     weights = session.posargs[0] if session.posargs else os.environ.get("AVKD_SYNCNET", "")
     out = os.environ.get("AVKD_COMPARE_OUT", "avkd-demo/compare")
     session.run("python", "-c", COMPARE, out, weights)
+
+
+@nox.session
+def delay(session: nox.Session) -> None:
+    """The delay test with a trained model (tests/evaluate/test_lse_trained.py): a thin SyncNet trained with
+    Perfect Match on a synthetic corpus, then ``avkd lse`` and ``avkd sync`` on clips with a known audio delay
+    (minutes of CPU, so the default test run skips it)."""
+    session.run(
+        "python", "-m", "pytest", "-q", "tests/evaluate/test_lse_trained.py", *session.posargs,
+        env={"AVKD_TRAINED_DELAY": "1"},
+    )  # fmt: skip

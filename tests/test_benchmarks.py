@@ -131,3 +131,48 @@ def test_ddp_benchmark_small() -> None:
         _quotient_agrees(_figure(row, 2), (batch, 0.0), _figure(row, 1))
     share = _find(rf"communication share of a 2-process step: {NUMBER}% \({NUMBER} s with", out)
     assert 0.0 <= float(share.group(1)) <= 100.0
+
+
+@pytest.mark.slow
+def test_avsiam_benchmark_small() -> None:
+    from avkd.models import build_model
+    from avkd.models.masking import RELEASED_RATIOS, keep_count
+
+    out = _run("avsiam.py", "--small")
+    model = build_model("avsiam", size="toy")
+    # 1. The baselines are checked against avkd's packed features on the same masks before anything is timed.
+    for way in ("padded", "loop"):
+        check = _find(
+            rf"max \|F\(packed\) - F\({way}\)\| over F_a, F_v: (\S+) \(tolerance (\S+)\): (\w+)", out
+        )
+        assert check.group(3) == "same" and float(check.group(1)) <= float(check.group(2)) <= 1e-4
+    header = _find(r"toy \(batch (\d+), ratios ([\d./]+);", out)
+    batch = int(header.group(1))
+    assert header.group(2) == "/".join(f"{r:g}" for r in RELEASED_RATIOS)
+    # The printed token counts are the masking's kept counts, the ratios dealt evenly over the batch.
+    keeps = [[keep_count(n, RELEASED_RATIOS[i % 5]) for i in range(batch)] for n in model.num_tokens]
+    tokens = _find(rf"per batch: packed {NUMBER}, padded {NUMBER} \({NUMBER}x\)", out)
+    assert _figure(tokens, 1)[0] == sum(map(sum, keeps))
+    assert _figure(tokens, 2)[0] == sum(len(k) * max(k) for k in keeps)
+    _quotient_agrees(_figure(tokens, 3), _figure(tokens, 2), _figure(tokens, 1))
+    packed = _find(rf"packed \(avkd\):\s+{NUMBER} samples/s \({NUMBER} s per step", out)
+    _quotient_agrees(_figure(packed, 1), (batch, 0.0), _figure(packed, 2))
+    for label in ("padded to the longest", "one sample at a time"):
+        row = _find(rf"{label}:\s+{NUMBER} samples/s \({NUMBER} s per step[^\n]* packed is {NUMBER}x", out)
+        _quotient_agrees(_figure(row, 1), (batch, 0.0), _figure(row, 2))
+        _quotient_agrees(_figure(row, 3), _figure(row, 2), _figure(packed, 2))
+    # 2. Two towers hold every block's attention and MLP twice, and one pair of LayerNorms per block per tower.
+    enc = _find(
+        rf"toy: parameters shared {NUMBER} vs two towers {NUMBER} \({NUMBER}x\); peak memory of 2 training "
+        rf"steps \(batch \d+\): shared {NUMBER} MB vs two towers {NUMBER} MB \({NUMBER}x\)",
+        out,
+    )
+    shared = sum(p.numel() for p in model.parameters())
+    blocks = sum(p.numel() for blk in model.blocks for part in (blk.attn, blk.mlp) for p in part.parameters())
+    assert _figure(enc, 1)[0] == shared and _figure(enc, 2)[0] == shared + blocks
+    _quotient_agrees(_figure(enc, 3), _figure(enc, 2), _figure(enc, 1))
+    assert _figure(enc, 4)[0] > 0 and _figure(enc, 5)[0] > 0
+    _quotient_agrees(_figure(enc, 6), _figure(enc, 5), _figure(enc, 4))
+    # 3. Pre-training samples/s is the batch over the seconds per step.
+    row = _find(rf"toy \([\d.]+M parameters, batch (\d+)\):\s+{NUMBER} samples/s \({NUMBER} s per step", out)
+    _quotient_agrees(_figure(row, 2), (int(row.group(1)), 0.0), _figure(row, 3))

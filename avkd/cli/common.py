@@ -62,7 +62,8 @@ TaskOption = Annotated[
     str,
     typer.Option(
         "--task",
-        help="sync (LRS2, VocaLiST, 31-candidate retrieval) or emotion (CMU-MOSEI, MulT; alias mosei).",
+        help="sync (LRS2, VocaLiST, 31-candidate retrieval), emotion (CMU-MOSEI, MulT; alias mosei) or avsiam "
+        "(labelled clips, AVSiam; alias clips).",
     ),
 ]
 

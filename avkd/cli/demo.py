@@ -12,7 +12,6 @@ from avkd.cli.common import (
     DeterministicOption,
     JsonOption,
     SetOption,
-    TaskOption,
     emit_json,
 )
 
@@ -24,10 +23,17 @@ def demo(
             "--out",
             "-o",
             help="Folder for the corpus and every artifact.",
-            show_default="avkd-demo, avkd-demo-emotion",
+            show_default="avkd-demo, avkd-demo-emotion, avkd-demo-avsiam",
         ),
     ] = None,
-    task: TaskOption = "sync",
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="sync (LRS2, VocaLiST, 31-candidate retrieval), emotion (CMU-MOSEI, MulT; alias mosei) or avsiam "
+            "(VGGSound-layout clips, AVSiam; alias clips).",
+        ),
+    ] = "sync",
     utterances: Annotated[int | None, typer.Option(help="sync: synthetic clips.", show_default="80")] = None,
     workers: Annotated[int | None, typer.Option(help="sync: worker processes.", show_default="2")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed of the corpus.", show_default="0")] = None,
@@ -50,7 +56,9 @@ def demo(
 
     --task sync (default): LRS2-style mp4 clips, a VocaLiST teacher, MTD and BCE students, 31-candidate sync
     retrieval at 5..15 frames. --task emotion: CMU-MOSEI-style .csd files, a MulT teacher, video-only students
-    without KD and with EDAM-S, 7-class emotion accuracy. A few CPU minutes each; a second run reuses every
+    without KD and with EDAM-S, 7-class emotion accuracy. --task avsiam: labelled VGGSound-layout mp4 clips,
+    AVSiam pre-training, fine-tuning with mixed modalities and audio-visual only, retrieval R@1/5/10 and accuracy
+    under audio-visual, audio-only and video-only inputs. A few CPU minutes each; a second run reuses every
     finished stage. Deterministic by default: the same command on the same machine gives the same table.
     """
     from avkd.tasks import get_task

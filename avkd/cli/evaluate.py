@@ -12,9 +12,7 @@ from avkd.cli.common import (
     JsonOption,
     OverwriteOption,
     SetOption,
-    TaskOption,
     emit_artifact,
-    resolve,
 )
 from avkd.cli.options import parse_frames
 
@@ -26,7 +24,15 @@ def evaluate(
     ],
     data: Annotated[Path, typer.Option("--data", "-d", help="The task's features artifact.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output evaluation artifact.")],
-    task: TaskOption = "sync",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="sync, emotion (alias mosei) or avsiam (alias clips); by default the task whose features "
+            "--data is (lrs2-features: sync, mosei-features: emotion, clips-features: avsiam).",
+            show_default="from --data",
+        ),
+    ] = None,
     split: Annotated[str | None, typer.Option(help="Split to evaluate.", show_default="test")] = None,
     frames: Annotated[
         str | None,
@@ -65,7 +71,7 @@ def evaluate(
     ] = None,
     per_class: Annotated[
         int | None,
-        typer.Option(help="clips: only K clips of each class (seeded), as the released retrieval sets."),
+        typer.Option(help="avsiam: only K clips of each class (seeded), as the released retrieval sets."),
     ] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -74,36 +80,18 @@ def evaluate(
 ) -> None:
     """Sync: accuracy of offset retrieval among 31 candidates (±15 frames), correct within ±1 frame, for each K.
     Emotion: 7-class accuracy, F1, binary accuracy/F1, MAE, correlation and the majority-class baseline.
-    Clips features (an avsiam model): audio-to-video and video-to-audio retrieval (R@1/5/10, median rank) and
-    accuracy under audio-visual, audio-only and video-only inputs."""
-    from avkd.core.artifacts import CLIPS_FEATURES, read_manifest
-    from avkd.core.errors import UsageError
+    Avsiam (clips features): audio-to-video and video-to-audio retrieval (R@1/5/10, median rank) and accuracy
+    under audio-visual, audio-only and video-only inputs, with the model's parameters and clips/s. The task is
+    the one that owns the kind of the --data artifact."""
+    from avkd.tasks import RunOptions, task_for_features
 
-    if data.is_dir() and read_manifest(data).get("kind") == CLIPS_FEATURES:
-        # Clips features: an avsiam model's retrieval and missing-modality table, whatever --task says.
-        given = {"--frames": frames, "--protocol": protocol, "--limit": limit, "--precision": precision}
-        if save_scores or any(v is not None for v in given.values()):
-            refused = [f for f, v in given.items() if v is not None] + (
-                ["--save-scores"] if save_scores else []
-            )
-            raise UsageError(
-                f"{', '.join(refused)}: not options of the evaluation of clips features ({data})"
-            )
-        from avkd.evaluate.avsiam import ClipsEvalConfig, evaluate_clips_artifact
-
-        ccfg = resolve(ClipsEvalConfig, config, set_, split=split, device=device, per_class=per_class)
-        art = evaluate_clips_artifact(ccfg, model, data, out, label, overwrite=overwrite)
-        if not json_out:
-            typer.echo((art.path / "metrics.md").read_text().rstrip())
-        emit_artifact(art, json_out, f"{art.path}: id {art.id}")
-        return
-    from avkd.tasks import RunOptions, get_task
-
-    chosen = get_task(task)
+    # Parsed first: a bad --frames is refused before any file is read.
+    parsed_frames = parse_frames(frames) if frames is not None else None
+    chosen = task_for_features(data, task)
     flags = {
         "per_class": per_class,
         "split": split,
-        "frames": parse_frames(frames) if frames is not None else None,
+        "frames": parsed_frames,
         "protocol": protocol,
         "device": device,
         "limit": limit,

@@ -25,7 +25,15 @@ from avkd.cli.common import (
 
 
 def pretrain(
-    data: Annotated[Path, typer.Option("--data", "-d", help="A clips-features artifact.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            "-d",
+            help="A features artifact: clips-features, mosei-features (COVAREP/FACET maps) or lrs2-features "
+            "(VocaLiST's windows).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output model artifact.")],
     method: Annotated[str, typer.Option(help="Pre-training method: avsiam.")] = "avsiam",
     size: Annotated[
@@ -34,7 +42,12 @@ def pretrain(
     ] = None,
     combine: Annotated[
         str | None,
-        typer.Option(help="How the objectives make a step: sum (L = L_rec + L_c).", show_default="sum"),
+        typer.Option(
+            help="How the objectives make a step: released (a contrastive step, then a reconstruction step, "
+            "each with its own Adam, schedule and grad scaler, as the official code) | sum (one step on "
+            "L = L_rec + L_c).",
+            show_default="released",
+        ),
     ] = None,
     epochs: EpochsOption = None,
     batch_size: BatchSizeOption = None,

@@ -50,9 +50,16 @@ def teacher(
     objective: Annotated[
         str | None,
         typer.Option(
-            help="sync: bce (VocaLiST's), or for a model that embeds each window (syncnet) pm (Perfect Match) "
-            "or contrastive.",
+            help="sync: bce (VocaLiST's); pm (Perfect Match) or contrastive for a model that embeds each window "
+            "(syncnet, avsiam_sync); offsets (each video window against its 31 candidate audio windows).",
             show_default="bce",
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from a pre-trained model artifact (avkd pretrain): an avsiam encoder for avsiam_sync "
+            "(sync), avsiam_emotion (emotion) or an avsiam fine-tune."
         ),
     ] = None,
     epochs: EpochsOption = None,
@@ -94,7 +101,7 @@ def teacher(
         "samples_per_epoch": samples_per_epoch,
     }
     cfg = chosen.config("train", config, set_ or (), flags)
-    art = chosen.train(cfg, data, out, RunOptions(overwrite=overwrite, resume=resume))
+    art = chosen.train(cfg, data, out, RunOptions(overwrite=overwrite, resume=resume), init=init)
     emit_artifact(art, json_out, chosen.describe_model(art))
 
 

@@ -18,13 +18,18 @@ Facts: docs/reference/avsiam-mfh-syncnet.md §1.8 (fine-tuning evaluation averag
 
 :func:`evaluate_clips_artifact` is the stage (``avkd evaluate --model M --data CLIPS_FEATURES``): an ``evaluation``
 artifact whose ``metrics.json`` and manifest metrics name ``a2v_r@1``, ``v2a_r@5``, ``a2v_mr`` …,
-``acc_av`` / ``acc_audio_only`` / ``acc_video_only`` (or ``map_*`` for a multi-label corpus), the clip count and
-the chance levels.
+``acc_av`` / ``acc_audio_only`` / ``acc_video_only`` (or ``map_*`` for a multi-label corpus), the clip count,
+the chance levels and the model's parameter count. The throughput of the evaluation pass (clips/s: every clip
+through the three heads and both encoders) is a measurement of the machine, so it is kept out of the artifact's id
+as the sync evaluator keeps its own: it goes to ``timing.json`` (a log file) and the manifest's metrics
+(``clips_per_second``), never into ``metrics.json`` or ``metrics.md``. The manifest records the task,
+``avsiam``, so that ``avkd report`` finds the avsiam report.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +59,7 @@ from avkd.models.io import count_parameters, load_model
 
 __all__ = [
     "MODE_NAMES",
+    "TIMING",
     "ClipsEvalConfig",
     "average_precision",
     "clip_outputs",
@@ -67,6 +73,8 @@ __all__ = [
 MODE_NAMES = {"av": "av", "a": "audio_only", "v": "video_only"}
 #: Recall cut-offs of the released retrieval (§1.9).
 RECALL_AT = (1, 5, 10)
+#: The evaluation pass's wall time and clips/s: a log file of the artifact (out of its id).
+TIMING = "timing.json"
 
 
 @dataclass
@@ -213,10 +221,17 @@ def evaluate_clips_artifact(
     label: str | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    precision: str | None = None,
 ) -> Artifact:
     """Retrieval A→V and V→A (R@1/5/10, median rank) and accuracy (or mAP) under ``av``, audio-only and
     video-only inputs of an ``avsiam`` model artifact on a ``clips-features`` split, into an ``evaluation``
-    artifact (``metrics.json``, ``metrics.md``)."""
+    artifact (``metrics.json``, ``metrics.md``; ``timing.json``, a log). ``precision`` is the export option of
+    the other evaluators: an avsiam model is evaluated in PyTorch only, so any value is refused."""
+    if precision is not None:
+        raise UsageError(
+            f"--precision {precision}: only for an ONNX export; clips features are evaluated with an avsiam "
+            "model artifact in PyTorch"
+        )
     validate(config)
     device = resolve_device(config.device)
     feats = load_artifact(features, kind=CLIPS_FEATURES)
@@ -243,7 +258,9 @@ def evaluate_clips_artifact(
             inputs=[feats, *([loaded.artifact] if loaded.artifact else [])],
             overwrite=overwrite,
             resumable=False,
+            logs=[TIMING],
         ) as writer:
+            started = time.perf_counter()
             with ProgressReporter(len(subset), f"evaluate {label}", enabled=show_progress) as bar:
                 outputs = clip_outputs(
                     loaded.model,
@@ -254,6 +271,7 @@ def evaluate_clips_artifact(
                     features=True,
                     progress=bar.advance,
                 )
+            seconds = time.perf_counter() - started
             fa = torch.nn.functional.normalize(outputs["feat_a"], dim=1)
             fv = torch.nn.functional.normalize(outputs["feat_v"], dim=1)
             sim = fa @ fv.T
@@ -274,6 +292,18 @@ def evaluate_clips_artifact(
             summary = {"label": label, "task": "avsiam", "model": loaded.reference(model), **metrics}
             atomic_write_text(writer.path("metrics.json"), json.dumps(summary, indent=2) + "\n")
             atomic_write_text(writer.path("metrics.md"), _table(metrics, label))
-            return writer.commit(metrics=metrics, label=label, task="avsiam")
+            speed = {
+                "seconds": seconds,
+                "clips": n,
+                "clips_per_second": n / seconds if seconds > 0 else None,
+                "batch_size": config.batch_size,
+                "device": str(device),
+                "torch_threads": torch.get_num_threads(),
+            }
+            atomic_write_text(writer.path(TIMING), json.dumps(speed, indent=2) + "\n")
+            # The manifest's metrics are not part of the id: the speed can sit beside the results there.
+            return writer.commit(
+                metrics={**metrics, "clips_per_second": speed["clips_per_second"]}, label=label, task="avsiam"
+            )
     finally:
         store.close()

@@ -6,11 +6,20 @@ student alone (``uses_teacher = False``), computed from its ``video`` and ``audi
   every video step ``i`` is classified among all audio steps ``j`` of the same clip by the logits
   ``w·cos(v_i, a_j) + b`` (``LossScale``: learnable ``w``, ``b`` initialised 10 and −5), cross-entropy with the
   true step ``j = i`` as the label; averaged over the steps of a clip, then over clips.
+* ``offsets`` (built by the sync stage, not registered: it reads a score matrix) — the 31-way within-clip
+  objective of §3.6 ("avkd formulation"), on the model's own scores: every video window ``i`` is classified
+  among the audio windows ``i+d``, ``d = −vshift..+vshift`` (15: 31 candidates), that exist, by ``model.fuse``
+  of each (video, audio) pair — the score matrix the 31-candidate evaluator builds (avkd/evaluate/sync.py) —
+  cross-entropy with ``d = 0`` as the label, averaged over the windows of a clip, then
+  over clips. It is ``pm`` restricted to a band ``|i − j| ≤ vshift`` and scored by the model instead of
+  ``w·cos + b`` of two taps (for ``avsiam_sync`` the two coincide: its ``fuse`` is a scaled cosine).
 * ``contrastive`` — the SyncNet 2016 loss (§3.6): ``E = 1/(2N) Σ_n [y_n d_n² + (1 − y_n) max(m − d_n, 0)²]``
   with ``d_n = ‖v_n − a_n‖₂`` and margin ``m`` (20), ``y_n = 1`` for an in-sync pair.
 
-The ``labels`` passed to ``forward`` say what the windows are: for ``pm`` the clip index of every window (N,)
-(the windows of a clip in time order; the lengths may differ), for ``contrastive`` the in-sync flag (N,).
+The ``labels`` passed to ``forward`` say what the windows are: for ``pm`` and ``offsets`` the clip index of every
+window (N,) (the windows of a clip in time order; the lengths may differ), for ``contrastive`` the in-sync flag
+(N,). ``offsets`` takes the score matrix (N, 2·vshift+1) as the student's ``logits`` (NaN: no such candidate;
+column ``j`` is offset ``j − vshift``, the evaluator's layout) instead of taps.
 """
 
 from __future__ import annotations
@@ -23,7 +32,14 @@ from avkd.core.errors import UsageError
 from avkd.losses.base import DistillLoss, full_precision, register_loss
 from avkd.models.attention import Tapped
 
-__all__ = ["ContrastiveLoss", "PerfectMatchLoss", "contrastive_loss", "perfect_match_loss"]
+__all__ = [
+    "ContrastiveLoss",
+    "OffsetMatchingLoss",
+    "PerfectMatchLoss",
+    "contrastive_loss",
+    "offset_matching_loss",
+    "perfect_match_loss",
+]
 
 #: The embedding taps an embedding sync model records (avkd/models/syncnet.py): (N, D) each.
 VIDEO_TAP, AUDIO_TAP = "video", "audio"
@@ -51,9 +67,33 @@ def perfect_match_loss(v: Tensor, a: Tensor, clips: Tensor, w: Tensor, b: Tensor
     sim = F.cosine_similarity(v.unsqueeze(1), a.unsqueeze(0), dim=-1)  # (N, N): [i, j] = cos(v_i, a_j)
     logits = (w * sim + b).masked_fill(clips.unsqueeze(1) != clips.unsqueeze(0), float("-inf"))
     per_step = F.cross_entropy(logits, torch.arange(v.shape[0], device=v.device), reduction="none")
+    return _mean_per_clip(per_step, clips)
+
+
+def _mean_per_clip(per_step: Tensor, clips: Tensor) -> Tensor:
+    """Mean over the steps of each clip, then over clips."""
     _, group, count = torch.unique(clips, return_inverse=True, return_counts=True)
-    per_clip = torch.zeros(count.shape, dtype=per_step.dtype, device=v.device).index_add(0, group, per_step)
+    per_clip = torch.zeros(count.shape, dtype=per_step.dtype, device=per_step.device).index_add(
+        0, group, per_step
+    )
     return (per_clip / count).mean()
+
+
+def offset_matching_loss(scores: Tensor, clips: Tensor) -> Tensor:
+    """``offsets`` loss of a score matrix ``scores`` (N, 2·vshift+1) (NaN: no candidate) whose rows belong to
+    clips ``clips`` (N,): ``−log softmax`` over the row's candidates at the centre column (offset 0), mean per
+    clip, mean over clips (module docstring)."""
+    if scores.dim() != 2 or scores.shape[1] % 2 == 0 or clips.shape != (scores.shape[0],):
+        raise ValueError(
+            f"offsets: scores must be (N, 2·vshift+1) and clips (N,), got {tuple(scores.shape)}, "
+            f"{tuple(clips.shape)}"
+        )
+    centre = scores.shape[1] // 2
+    if torch.isnan(scores[:, centre]).any():
+        raise ValueError("offsets: every row needs its own (offset 0) candidate")
+    logits = torch.where(torch.isnan(scores), float("-inf"), scores)
+    target = torch.full((scores.shape[0],), centre, dtype=torch.long, device=scores.device)
+    return _mean_per_clip(F.cross_entropy(logits, target, reduction="none"), clips)
 
 
 def contrastive_loss(v: Tensor, a: Tensor, in_sync: Tensor, margin: float) -> Tensor:
@@ -90,6 +130,39 @@ class PerfectMatchLoss(DistillLoss):
     def forward(self, student: Tapped, teacher: Tapped, labels: Tensor | None = None) -> dict[str, Tensor]:
         v, a, clips = _pair(student, self, labels)
         return {"pm": perfect_match_loss(v, a, clips, self.w.float(), self.b.float())}
+
+
+class OffsetMatchingLoss(DistillLoss):
+    """``offsets``: each video window among the audio windows within ``±vshift`` of it (module docstring).
+
+    The student's ``logits`` are the score matrix (N, 2·vshift+1) the stage computes with the model's
+    ``encode_video`` / ``encode_audio`` / ``fuse`` (each window encoded once, as the evaluator does); no taps.
+    ``vshift`` (15: the evaluator's 31 candidates, docs/reference/vocalist.md §4) sets the band. Not in the loss
+    registry: it reads a score matrix the stage builds, not the outputs of a model's forward (the registry's
+    contract, avkd/losses/base.py); the sync stage builds it for ``--objective offsets``.
+    """
+
+    uses_teacher = False
+
+    def __init__(self, vshift: int = 15) -> None:
+        super().__init__()
+        if vshift < 1:
+            raise UsageError(f"offsets vshift must be >= 1, got {vshift}")
+        self.vshift = int(vshift)
+
+    def term_names(self) -> list[str]:
+        return ["offsets"]
+
+    @full_precision
+    def forward(self, student: Tapped, teacher: Tapped, labels: Tensor | None = None) -> dict[str, Tensor]:
+        scores = student.logits.float()
+        if scores.dim() != 2 or scores.shape[1] != 2 * self.vshift + 1:
+            raise ValueError(
+                f"loss 'offsets': scores must be (N, {2 * self.vshift + 1}), got {tuple(scores.shape)}"
+            )
+        if labels is None:
+            raise ValueError("loss 'offsets': labels must be the clip index of every row")
+        return {"offsets": offset_matching_loss(scores, labels)}
 
 
 @register_loss(name="contrastive")

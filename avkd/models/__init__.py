@@ -6,7 +6,7 @@ family is one module that registers its entrypoints, imported below (docs/archit
 
 from __future__ import annotations
 
-from avkd.models import avsiam, mult, syncnet, vocalist  # noqa: F401  (registration)
+from avkd.models import avsiam, avsiam_emotion, avsiam_sync, mult, syncnet, vocalist  # noqa: F401  (registration)
 from avkd.models.attention import Tapped, TapRequest, flat_heads, unflat_heads
 from avkd.models.registry import MODELS, build_model, is_model, list_models, model_entrypoint, register_model
 

@@ -74,6 +74,7 @@ __all__ = [
     "buffered_future_mask",
     "flat_heads",
     "future_mask",
+    "recorder_for",
     "set_sdpa",
     "time_distance",
     "unflat_heads",
@@ -542,3 +543,13 @@ def validate_taps(request: TapRequest, names: Sequence[str]) -> None:
         raise UsageError(
             f"tap pattern(s) {', '.join(map(repr, bad))} match nothing; e.g. {', '.join(names[:6])}, ..."
         )
+
+
+def recorder_for(taps: TapRequest | str | Iterable[str] | None, names: Sequence[str]) -> TapRecorder | None:
+    """The recorder of a forward asked for ``taps`` (None: record nothing), its patterns checked against the
+    model's tap ``names`` (:func:`validate_taps`)."""
+    if taps is None:
+        return None
+    request = TapRequest.coerce(taps)
+    validate_taps(request, names)
+    return TapRecorder(request)

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avkd.core.errors import UsageError
-from avkd.models.attention import Tapped, TapRecorder, TapRequest, validate_taps
+from avkd.models.attention import Tapped, TapRecorder, TapRequest, recorder_for
 from avkd.models.masking import (
     RECONSTRUCTION_RATIO,
     RELEASED_RATIOS,
@@ -217,7 +217,7 @@ class Decoder(nn.Module):
     """The reconstruction decoder (§1.4): one mask token for both modalities, learnable positions and modality
     tokens, ``depth`` blocks, a final norm and one patch predictor per modality. LayerNorm ε 1e-5, as released."""
 
-    def __init__(self, size: AVSiamSize, num_a: int, num_v: int) -> None:
+    def __init__(self, size: AVSiamSize, num_a: int, num_v: int, video_channels: int = 3) -> None:
         super().__init__()
         dd, p = size.decoder_dim, size.patch_size
         self.embed = nn.Linear(size.embed_dim, dd)
@@ -231,7 +231,7 @@ class Decoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dd)
         self.pred_a = nn.Linear(dd, p * p)
-        self.pred_v = nn.Linear(dd, p * p * 3)
+        self.pred_v = nn.Linear(dd, p * p * video_channels)
 
     @staticmethod
     def _unshuffle(x: Tensor, mask_token: Tensor, restore: Tensor) -> Tensor:
@@ -241,7 +241,7 @@ class Decoder(nn.Module):
         return torch.gather(full, 1, restore[..., None].expand(-1, -1, x.size(-1)))
 
     def forward(self, x: Tensor, keep_a: int, restore_a: Tensor, restore_v: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` (B, k_a + k_v, d): the fused visible tokens → predicted patches (B, N_a, p²), (B, N_v, 3p²)."""
+        """``x`` (B, k_a + k_v, d): the fused visible tokens → predicted patches (B, N_a, p²), (B, N_v, C·p²)."""
         x = self.embed(x)
         a = self._unshuffle(x[:, :keep_a], self.mask_token, restore_a) + self.pos_a + self.modality_a
         v = self._unshuffle(x[:, keep_a:], self.mask_token, restore_v) + self.pos_v + self.modality_v
@@ -271,8 +271,14 @@ class Reconstruction(NamedTuple):
 class AVSiam(nn.Module):
     """AVSiam (see the module docstring). ``size`` one of :data:`SIZES`; ``num_classes`` of every head (527:
     AudioSet's); ``decoder_depth`` overrides the size's (the released 8; the paper says 6); ``fusion_depth`` the
-    fusion blocks (2); ``decoder=False`` leaves the decoder out (fine-tuning, distillation). ImageNet ViT weights
+    fusion blocks (2); ``decoder=False`` leaves the decoder out (fine-tuning, distillation), ``heads=False`` the
+    three classification heads (an embedding model built on the encoder, e.g. ``avsiam_sync``). ImageNet ViT weights
     are loaded afterwards with :func:`load_vit_checkpoint`, so that a saved model rebuilds without the file.
+
+    Inputs other than clips' (the adapters of LRS2 windows and CMU-MOSEI feature maps): ``audio_size`` (F, T),
+    ``video_size`` (H, W), ``video_channels`` and ``patch_size`` override the size's (224² RGB frames and
+    128 × 1024 fbanks for ``s``..``h``); every input side must tile into patches. The encoder, fusion and decoder
+    widths stay the size's, so the same weights serve any grid once the positions fit it.
     """
 
     def __init__(
@@ -282,6 +288,11 @@ class AVSiam(nn.Module):
         decoder_depth: int | None = None,
         fusion_depth: int = 2,
         decoder: bool = True,
+        audio_size: Sequence[int] | None = None,
+        video_size: Sequence[int] | None = None,
+        video_channels: int = 3,
+        patch_size: int | None = None,
+        heads: bool = True,
     ) -> None:
         super().__init__()
         if size not in SIZES:
@@ -289,17 +300,29 @@ class AVSiam(nn.Module):
         cfg = SIZES[size]
         if decoder_depth is not None:
             cfg = replace(cfg, decoder_depth=decoder_depth)
+        if patch_size is not None:
+            cfg = replace(cfg, patch_size=int(patch_size))
+        if audio_size is not None:
+            cfg = replace(cfg, audio_size=_pair("audio_size", audio_size))
+        self.video_size = (
+            (cfg.image_size, cfg.image_size) if video_size is None else _pair("video_size", video_size)
+        )
+        if video_channels < 1:
+            raise ValueError(f"video_channels must be >= 1, got {video_channels}")
+        self.video_channels = int(video_channels)
         p, d = cfg.patch_size, cfg.embed_dim
-        if cfg.image_size % p or cfg.audio_size[0] % p or cfg.audio_size[1] % p:
-            raise ValueError(f"inputs {cfg.image_size}, {cfg.audio_size} do not tile into {p}-pixel patches")
+        if any(side % p for side in (*cfg.audio_size, *self.video_size)):
+            raise ValueError(
+                f"audio {cfg.audio_size} and video {self.video_size} do not tile into {p}-pixel patches"
+            )
         self.size = size
         self.cfg = cfg
         self.grid_a = (cfg.audio_size[0] // p, cfg.audio_size[1] // p)
-        self.grid_v = (cfg.image_size // p, cfg.image_size // p)
+        self.grid_v = (self.video_size[0] // p, self.video_size[1] // p)
         num_a, num_v = math.prod(self.grid_a), math.prod(self.grid_v)
 
         self.patch_embed_a = PatchEmbed(1, d, p)
-        self.patch_embed_v = PatchEmbed(3, d, p)
+        self.patch_embed_v = PatchEmbed(self.video_channels, d, p)
         self.pos_embed_a = nn.Parameter(torch.zeros(1, num_a, d))
         self.pos_embed_v = nn.Parameter(torch.zeros(1, num_v, d))
         self.blocks = nn.ModuleList(SharedBlock(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -307,13 +330,15 @@ class AVSiam(nn.Module):
         self.norm_v = nn.LayerNorm(d, eps=VIT_EPS)
         self.fusion = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(fusion_depth))
         # Heads (§1.3): LayerNorm + Linear; the released heads use PyTorch's LayerNorm ε.
-        self.head_norm = nn.LayerNorm(2 * d)
-        self.head = nn.Linear(2 * d, num_classes)
-        self.head_a_norm = nn.LayerNorm(d)
-        self.head_a = nn.Linear(d, num_classes)
-        self.head_v_norm = nn.LayerNorm(d)
-        self.head_v = nn.Linear(d, num_classes)
-        self.decoder = Decoder(cfg, num_a, num_v) if decoder else None
+        self.has_heads = heads
+        if heads:
+            self.head_norm = nn.LayerNorm(2 * d)
+            self.head = nn.Linear(2 * d, num_classes)
+            self.head_a_norm = nn.LayerNorm(d)
+            self.head_a = nn.Linear(d, num_classes)
+            self.head_v_norm = nn.LayerNorm(d)
+            self.head_v = nn.Linear(d, num_classes)
+        self.decoder = Decoder(cfg, num_a, num_v, self.video_channels) if decoder else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -336,13 +361,13 @@ class AVSiam(nn.Module):
         return self.pos_embed_a.size(1), self.pos_embed_v.size(1)
 
     def embed(self, x: Tensor, modality: str) -> Tensor:
-        """Patches + positions (B, N, d) of ``audio`` (B, 1, F, T) or ``video`` (B, 3, S, S)."""
+        """Patches + positions (B, N, d) of ``audio`` (B, 1, F, T) or ``video`` (B, C, H, W)."""
         if modality == "a":
             want = (1, *self.cfg.audio_size)
             if x.dim() != 4 or tuple(x.shape[1:]) != want:
                 raise ValueError(f"audio must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
             return self.patch_embed_a(x) + self.pos_embed_a
-        want = (3, self.cfg.image_size, self.cfg.image_size)
+        want = (self.video_channels, *self.video_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(f"video must be (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
         return self.patch_embed_v(x) + self.pos_embed_v
@@ -385,11 +410,7 @@ class AVSiam(nn.Module):
     # ----------------------------------------------------------------------------------------- forward
 
     def _recorder(self, taps: TapRequest | str | Iterable[str] | None) -> TapRecorder | None:
-        if taps is None:
-            return None
-        request = TapRequest.coerce(taps)
-        validate_taps(request, self.tap_names())
-        return TapRecorder(request)
+        return recorder_for(taps, self.tap_names())
 
     def _side(self, x: Tensor, modality: str, rec: TapRecorder | None) -> Tensor:
         e = self.embed(x, modality)
@@ -413,6 +434,8 @@ class AVSiam(nn.Module):
         the video head (``"v"``, ``audio`` unused); :class:`Tapped` with ``taps``."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not self.has_heads:
+            raise UsageError("this AVSiam was built with heads=False: it has no classification heads")
         needs = {"av": ("audio", "video"), "a": ("audio",), "v": ("video",)}[mode]
         given = {"audio": audio, "video": video}
         missing = [n for n in needs if given[n] is None]
@@ -509,6 +532,12 @@ class AVSiam(nn.Module):
 register_model(AVSiam, name="avsiam")
 
 
+def _pair(name: str, value: Sequence[int]) -> tuple[int, int]:
+    if len(value) != 2 or not all(int(v) >= 1 for v in value):
+        raise ValueError(f"{name} must be two positive sides, got {list(value)}")
+    return int(value[0]), int(value[1])
+
+
 # ---------------------------------------------------------------------------------------- ViT weights
 
 #: timm ViT keys that have no place in AVSiam and are skipped: the CLS token (AVSiam has none), the classifier,
@@ -576,7 +605,11 @@ def load_vit_checkpoint(model: AVSiam, path: str | Path) -> list[str]:
     new: dict[str, Tensor] = {}
     w = take("patch_embed.proj.weight", (d, 3, p, p))
     bias = take("patch_embed.proj.bias", (d,))
-    new["patch_embed_v.proj.weight"], new["patch_embed_v.proj.bias"] = w, bias
+    # Video of C != 3 channels (feature maps): the RGB kernel's mean in every channel, as audio's single one.
+    video_w = (
+        w if model.video_channels == 3 else w.mean(dim=1, keepdim=True).repeat(1, model.video_channels, 1, 1)
+    )
+    new["patch_embed_v.proj.weight"], new["patch_embed_v.proj.bias"] = video_w, bias
     new["patch_embed_a.proj.weight"], new["patch_embed_a.proj.bias"] = (
         w.mean(dim=1, keepdim=True),
         bias.clone(),

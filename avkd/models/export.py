@@ -364,14 +364,13 @@ def mosei_inputs(features: Artifact | None, n: int, config: ExportConfig) -> dic
 
 
 def avsiam_inputs(model: AVSiam, n: int, seed: int) -> dict[str, Tensor]:
-    """Seeded random ``audio`` (n, 1, F, T) spectrograms and ``video`` (n, 3, S, S) frames at the model's size
-    (avkd.models.avsiam.SIZES), standard normal like normalised fbanks and frames."""
+    """Seeded random ``audio`` (n, 1, F, T) spectrograms and ``video`` (n, C, H, W) frames at the model's input
+    sizes, standard normal like normalised fbanks and frames."""
     gen = torch.Generator().manual_seed(seed)
     f, t = model.cfg.audio_size
-    side = model.cfg.image_size
     return {
         "audio": torch.randn(n, 1, f, t, generator=gen),
-        "video": torch.randn(n, 3, side, side, generator=gen),
+        "video": torch.randn(n, model.video_channels, *model.video_size, generator=gen),
     }
 
 

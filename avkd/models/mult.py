@@ -68,7 +68,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avkd.models.attention import Tapped, TapRecorder, TapRequest, TransformerEncoder, validate_taps
+from avkd.models.attention import (
+    Tapped,
+    TapRecorder,
+    TapRequest,
+    TransformerEncoder,
+    recorder_for,
+)
 from avkd.models.registry import register_model
 
 __all__ = [
@@ -223,11 +229,7 @@ class _MulTBase(nn.Module):
         return self.out_layer(h)
 
     def _recorder(self, taps: _TapsArg) -> TapRecorder | None:
-        if taps is None:
-            return None
-        request = TapRequest.coerce(taps)
-        validate_taps(request, self.tap_names())
-        return TapRecorder(request)
+        return recorder_for(taps, self.tap_names())
 
     @staticmethod
     def _seq_first(conv: nn.Module | None, x: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ from typing import overload
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avkd.models.attention import Tapped, TapRecorder, TapRequest, validate_taps
+from avkd.models.attention import Tapped, TapRecorder, TapRequest, recorder_for
 from avkd.models.registry import register_model
 
 __all__ = [
@@ -190,11 +190,7 @@ class SyncNet(nn.Module):
         self, video: Tensor, audio: Tensor, taps: TapRequest | str | Iterable[str] | None = None
     ) -> Tensor | Tapped:
         """``video`` (B, 3, 5, 224, 224), ``audio`` MFCC (B, 1, 13, 20) → scores (B,) = −distance."""
-        rec = None
-        if taps is not None:
-            request = TapRequest.coerce(taps)
-            validate_taps(request, self.tap_names())
-            rec = TapRecorder(request)
+        rec = recorder_for(taps, self.tap_names())
         scores = -self.distance(self._video(video, rec), self._audio(audio, rec))
         return scores if rec is None else Tapped(scores, rec.store)
 

@@ -51,7 +51,7 @@ from avkd.models.attention import (
     TapRecorder,
     TapRequest,
     TransformerEncoder,
-    validate_taps,
+    recorder_for,
 )
 from avkd.models.registry import register_model
 
@@ -266,11 +266,7 @@ class SyncTransformer(nn.Module):
         return self.classifier(hidden).squeeze(-1)
 
     def _recorder(self, taps: TapRequest | str | Iterable[str] | None) -> TapRecorder | None:
-        if taps is None:
-            return None
-        request = TapRequest.coerce(taps)
-        validate_taps(request, self.tap_names())
-        return TapRecorder(request)
+        return recorder_for(taps, self.tap_names())
 
     @overload
     def fuse(self, v_emb: Tensor, a_emb: Tensor, taps: None = None) -> Tensor: ...

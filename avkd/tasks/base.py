@@ -16,9 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from avkd.core.artifacts import BENCH, EVALUATION, Artifact, is_complete, load_artifact
+from avkd.core.artifacts import (
+    BENCH,
+    EVALUATION,
+    MANIFEST,
+    Artifact,
+    is_complete,
+    load_artifact,
+    read_manifest,
+)
 from avkd.core.config import resolve_config
-from avkd.core.errors import UsageError
+from avkd.core.errors import ArtifactError, UsageError
 from avkd.core.progress import log
 from avkd.core.registry import Registry
 from avkd.losses.methods import Method
@@ -38,6 +46,8 @@ __all__ = [
     "seed_folder",
     "seeded_loop",
     "seeded_stage",
+    "synthesize_once",
+    "task_for_features",
     "task_of",
 ]
 
@@ -124,10 +134,20 @@ class Task:
     #: The evaluation artifact's one-row table, which ``avkd evaluate`` prints.
     evaluation_table: ClassVar[str]
 
-    def train(self, config: Any, features: Path, out: Path, run: RunOptions) -> Artifact:
-        """Train a model on a features artifact into a ``model`` artifact."""
+    def train(
+        self, config: Any, features: Path, out: Path, run: RunOptions, init: Path | None = None
+    ) -> Artifact:
+        """Train a model on a features artifact into a ``model`` artifact; ``init``: a pre-trained model artifact
+        to start from (``avkd pretrain``; the stage checks that it fits and records it as an input)."""
+        starts = {} if init is None else {"init": init}
         return type(self).train_stage(
-            config, features, out, overwrite=run.overwrite, resume=run.resume, show_progress=run.show_progress
+            config,
+            features,
+            out,
+            overwrite=run.overwrite,
+            resume=run.resume,
+            show_progress=run.show_progress,
+            **starts,
         )
 
     def distill(self, config: Any, teacher: Path, features: Path, out: Path, run: RunOptions) -> Artifact:
@@ -219,6 +239,28 @@ def task_of(artifact: Artifact) -> Task:
     return get_task(str(artifact.manifest.get("task") or artifact.config.get("task") or "sync"))
 
 
+def task_for_features(data: str | Path, task: str | None = None) -> Task:
+    """The task whose ``features_kind`` is the kind of the artifact at ``data`` (``avkd evaluate`` needs no
+    ``--task``); a ``task`` naming another one is a usage error. Where ``data`` is not a readable artifact (the
+    task's evaluator then says why), ``task`` or sync."""
+    data = Path(data)
+    kind = None
+    if (data / MANIFEST).is_file():
+        try:
+            kind = read_manifest(data).get("kind")
+        except ArtifactError:
+            kind = None
+    owner = next((TASKS.get(name) for name in TASKS if TASKS.get(name).features_kind == kind), None)
+    if owner is None:
+        return get_task(task or "sync")
+    if task is not None and get_task(task).name != owner.name:
+        raise UsageError(
+            f"--task {task}: {data} is a {kind} artifact, which the {owner.name} task evaluates; pass --task "
+            f"{owner.name} or leave --task out"
+        )
+    return owner
+
+
 def build_report(
     evaluations: Sequence[str | Path], out: str | Path, title: str | None, run: RunOptions
 ) -> tuple[Task, Artifact]:
@@ -293,6 +335,20 @@ def demo_summary(
         metric: {a.manifest.get("label"): a.metrics[metric] for a in evaluations[:per_seed]},
         "table": table,
     }
+
+
+def synthesize_once(corpus: Path, marker: Path, synthesize: Callable[[Path], L]) -> L | None:
+    """A demo's synthetic corpus, made at most once: ``None`` when ``corpus / marker`` already exists, otherwise
+    ``synthesize(folder)``'s result, having written into ``corpus.partial`` and renamed it onto ``corpus`` (an
+    interrupted synthesis leaves no half corpus that a rerun would take as complete)."""
+    if (corpus / marker).is_file():
+        return None
+    partial = corpus.with_name(corpus.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    summary = synthesize(partial)
+    shutil.rmtree(corpus, ignore_errors=True)
+    partial.rename(corpus)
+    return summary
 
 
 def reuse_or_build(

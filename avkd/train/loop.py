@@ -20,6 +20,15 @@ others read the checkpoint to resume. A stop signal on any rank stops all of the
 all-reduce per step carries it). Each rank's RNG state is in the checkpoint: a resume on the same number of
 processes is exact; on another number the position (global sample index) and the global batch hold, and the
 dropout masks differ.
+
+Passes: a task may split a step into several optimiser steps on the same batch (:attr:`TrainTask.passes`, e.g.
+AVSiam's released pre-training: a contrastive step, then a reconstruction step, docs/reference/avsiam-mfh-syncnet.md
+§1.6). Each pass has its own Adam (over a fresh call of ``param_groups()``), its own LR schedule and its own AMP
+grad scaler, and runs forward (:meth:`TrainTask.pass_loss`) → backward → clip → step in order, the later passes
+seeing the weights the earlier ones stepped. The step's logged loss is the sum of the passes' losses; every pass's
+optimiser, schedule and scaler state is in the checkpoint (under ``passes``), so a resume stays exact. Without
+``passes`` a task has one pass through :meth:`TrainTask.loss` and its checkpoint keeps the top-level
+``optimizer`` / ``scheduler`` / ``scaler`` keys.
 """
 
 from __future__ import annotations
@@ -144,6 +153,15 @@ class TrainTask(Protocol):
 
     # Optional: ``find_unused_parameters = True`` on a task whose loss leaves some trained parameters without a
     # gradient (DistributedDataParallel must then look for them each step; it costs a graph walk).
+    #
+    # Optional: ``passes: tuple[str, ...]``, the names of several optimiser steps per batch, in order (empty or
+    # absent: one step on ``loss``). Such a task also has
+    #     ``pass_loss(batch, device, name) -> tuple[torch.Tensor, dict[str, float]]``
+    # (the scalar that pass ``name`` minimises, plus numbers to log; keep the log keys of the passes apart), and
+    # each pass's Adam gets its own call of ``param_groups()``. A parameter that a pass leaves without a gradient
+    # is not moved by that pass's optimiser (no weight decay either). Under data parallelism every pass's forward
+    # goes through the one DistributedDataParallel wrapper; passes that use different parameters need
+    # ``find_unused_parameters``.
 
 
 class ModelTrainTask:
@@ -256,8 +274,30 @@ class _Trained(nn.Module):
         self.parts = nn.ModuleDict(modules)
         self.task = [task]  # a list: not registered as a submodule
 
-    def forward(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.task[0].loss(batch, device)
+    def forward(
+        self, batch: Any, device: torch.device, name: str | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        return _loss(self.task[0], batch, device, name)
+
+
+def _loss(
+    task: TrainTask, batch: Any, device: torch.device, name: str | None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Pass ``name``'s loss, or the task's one loss (``name`` None)."""
+    if name is None:
+        return task.loss(batch, device)
+    return task.pass_loss(batch, device, name)  # type: ignore[attr-defined]
+
+
+def passes_of(task: TrainTask) -> tuple[str, ...]:
+    """The task's pass names (``()``: one pass through ``loss``), checked: distinct non-empty strings, and a
+    ``pass_loss`` to run them."""
+    names = tuple(getattr(task, "passes", ()) or ())
+    if names and (len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names)):
+        raise UsageError(f"{type(task).__name__}: passes must be distinct non-empty names, got {names}")
+    if names and not callable(getattr(task, "pass_loss", None)):
+        raise UsageError(f"{type(task).__name__} declares passes {names} but has no pass_loss")
+    return names
 
 
 def _data_parallel(task: TrainTask, modules: dict[str, nn.Module], device: torch.device) -> nn.Module:
@@ -306,10 +346,17 @@ def _fit(
         module.to(device)
         if config.sync_batchnorm and w.distributed:
             convert_sync_batchnorm(module, device)
-    optimizer = torch.optim.Adam(task.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
+    passes = passes_of(task)
+    names: tuple[str | None, ...] = passes or (None,)  # None: the one pass through ``task.loss``
     use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype() == torch.float16)
+    # One optimiser, schedule and scaler per pass (the released AVSiam keeps two Adam states and two scalers).
+    optimizers = [
+        torch.optim.Adam(task.param_groups(), lr=config.lr, weight_decay=config.weight_decay) for _ in names
+    ]
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(config, e)) for opt in optimizers
+    ]
+    scalers = [torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype() == torch.float16) for _ in names]
     dataset = task.train_dataset()
     steps_per_epoch = len(dataset) // config.batch_size
     if config.max_steps_per_epoch is not None:
@@ -331,9 +378,12 @@ def _fit(
         state = load_checkpoint(last)
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        for opt_state, optimizer, scheduler, scaler in zip(
+            _saved_passes(state, passes, last), optimizers, schedulers, scalers, strict=True
+        ):
+            optimizer.load_state_dict(opt_state["optimizer"])
+            scheduler.load_state_dict(opt_state["scheduler"])
+            scaler.load_state_dict(opt_state["scaler"])
         epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
         result = FitResult(state["history"], state["best"], state["steps"])
         running = state["running"]
@@ -353,7 +403,12 @@ def _fit(
         # Rank 0 draws what one process would; the others get their own streams (independent dropout masks).
         seed_everything(config.seed + 1_000_003 * w.rank)
     engine = _data_parallel(task, modules, device) if w.distributed else None
-    loss_of = engine if engine is not None else task.loss
+
+    def loss_of(batch: Any, name: str | None) -> tuple[torch.Tensor, dict[str, float]]:
+        if engine is None:
+            return _loss(task, batch, device, name)
+        # Through the wrapper, so that this pass's backward all-reduces the gradients.
+        return engine(batch, device) if name is None else engine(batch, device, name)
 
     def checkpoint() -> None:
         rngs = gather_objects(rng_state())  # every rank takes part
@@ -363,9 +418,7 @@ def _fit(
             last,
             {
                 "modules": {name: m.state_dict() for name, m in modules.items()},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
+                **_optimiser_state(passes, optimizers, schedulers, scalers),
                 "epoch": epoch,
                 "step_in_epoch": step_in_epoch,
                 "running": running,
@@ -417,24 +470,33 @@ def _fit(
             with ProgressReporter(steps_per_epoch, desc, enabled=show_progress) as bar:
                 bar.advance(step_in_epoch)
                 for batch in loader:
-                    with autocast(device, use_amp):
-                        loss, logs = loss_of(batch, device)
-                    local = float(loss.detach())
-                    # One collective a step: a non-finite loss or a stop request anywhere is seen everywhere,
-                    # and the step's loss and logs become means over the global batch.
-                    bad, stopping, step_loss, logs = _agree(w, local, logs, bool(stop))
-                    if bad:
-                        what = local if not math.isfinite(local) else "non-finite on another rank"
-                        raise AvkdError(f"loss became {what} at epoch {epoch + 1} step {step_in_epoch}")
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if config.grad_clip:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(
-                            [p for g in optimizer.param_groups for p in g["params"]], config.grad_clip
-                        )
-                    scaler.step(optimizer)
-                    scaler.update()
+                    step_loss, logs, stopping = 0.0, {}, False
+                    for k, name in enumerate(names):
+                        optimizer, scaler = optimizers[k], scalers[k]
+                        with autocast(device, use_amp):
+                            loss, pass_logs = loss_of(batch, name)
+                        local = float(loss.detach())
+                        # One collective a pass: a non-finite loss or a stop request anywhere is seen everywhere
+                        # before any rank steps, and the loss and logs become means over the global batch.
+                        bad, stop_now, pass_loss, pass_logs = _agree(w, local, pass_logs, bool(stop))
+                        if bad:
+                            what = local if not math.isfinite(local) else "non-finite on another rank"
+                            which = "loss" if name is None else f"loss of pass {name!r}"
+                            raise AvkdError(
+                                f"{which} became {what} at epoch {epoch + 1} step {step_in_epoch}"
+                            )
+                        optimizer.zero_grad(set_to_none=True)
+                        scaler.scale(loss).backward()
+                        if config.grad_clip:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(
+                                [p for g in optimizer.param_groups for p in g["params"]], config.grad_clip
+                            )
+                        scaler.step(optimizer)
+                        scaler.update()
+                        stopping = stopping or stop_now
+                        step_loss = pass_loss if k == 0 else step_loss + pass_loss
+                        logs.update(pass_logs)
                     step_in_epoch += 1
                     result.steps += 1
                     seen += config.batch_size
@@ -452,11 +514,12 @@ def _fit(
                             f"{run_dir}: stopped by signal {stop.get('signal', 'on another rank')} at epoch "
                             f"{epoch + 1} step {step_in_epoch}; state saved, rerun with --resume"
                         )
-            scheduler.step()
+            for scheduler in schedulers:
+                scheduler.step()
             row_base = {
                 "epoch": epoch + 1,
                 "steps": result.steps,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": optimizers[0].param_groups[0]["lr"],
                 "train_loss": running["loss_sum"] / max(running["loss_count"], 1),
                 "train_samples_per_s": seen / max(time.monotonic() - started, 1e-9),
                 **{k: v / max(running["loss_count"], 1) for k, v in running["logs"].items()},  # epoch means
@@ -478,6 +541,35 @@ def _fit(
                 + (" (best)" if better else "")
             )
     return result
+
+
+def _optimiser_state(
+    passes: tuple[str, ...],
+    optimizers: list[torch.optim.Optimizer],
+    schedulers: list[Any],
+    scalers: list[torch.amp.GradScaler],
+) -> dict[str, Any]:
+    """The checkpoint's optimisation state: the top-level keys of one pass, or one entry per named pass."""
+    states = [
+        {"optimizer": o.state_dict(), "scheduler": s.state_dict(), "scaler": g.state_dict()}
+        for o, s, g in zip(optimizers, schedulers, scalers, strict=True)
+    ]
+    if not passes:
+        return states[0]
+    return {"passes": dict(zip(passes, states, strict=True))}
+
+
+def _saved_passes(state: dict[str, Any], passes: tuple[str, ...], path: Path) -> list[dict[str, Any]]:
+    """Each pass's saved optimisation state, in order; a checkpoint of other passes is refused (its Adam
+    moments belong to other objectives)."""
+    saved = tuple(state.get("passes", {}))
+    if saved != passes:
+        said, has = (", ".join(names) or "one pass" for names in (saved, passes))
+        raise UsageError(
+            f"{path}: written with passes ({said}), this run has ({has}); "
+            "resume with the same settings or start afresh"
+        )
+    return [state["passes"][name] for name in passes] if passes else [state]
 
 
 def _agree(

@@ -170,7 +170,7 @@ def test_mosei_synth_and_ingest_cli(tmp_path: Path, capsys) -> None:
     ("args", "message"),
     [
         (["--task", "mosei", "--utterances", "5"], "--utterances does not apply to demo in the emotion task"),
-        (["--task", "speech"], "unknown task 'speech'; known: emotion, sync"),
+        (["--task", "speech"], "unknown task 'speech'; known: avsiam, emotion, sync"),
     ],
 )
 def test_demo_bad_task_options_exit_2(args: list[str], message: str, tmp_path: Path, capsys) -> None:

@@ -47,7 +47,7 @@ def test_pretrain_command(feats: Path, tmp_path: Path, capsys) -> None:
     ("extra", "needle", "code"),
     [
         (["--method", "mae"], "unknown pre-training method 'mae'", 2),
-        (["--combine", "released"], "--combine", 2),
+        (["--combine", "mean"], "--combine", 2),  # released and sum are the choices
         (["--size", "b"], "do not fit the 'b' AVSiam", 2),
         (["--data", "/nonexistent/feats"], "/nonexistent/feats: no such artifact", 1),  # an artifact error
     ],

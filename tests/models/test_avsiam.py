@@ -450,3 +450,56 @@ def test_loaded_video_encoder_is_the_vit_without_its_cls_token(tmp_path: Path) -
     with torch.no_grad():
         expect = reference_vit_features(sd, video, TOY.num_heads, TOY.patch_size)
         torch.testing.assert_close(model.encode_video(video), expect, atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ other inputs
+
+
+def test_other_input_grids_and_channels_run_every_pass() -> None:
+    # The adapters' inputs: a 1-channel 16 × 40 feature map as "video", a 24 × 16 spectrogram, 8-pixel patches.
+    model = toy(audio_size=(24, 16), video_size=(16, 40), video_channels=1)
+    assert model.grid_a == (3, 2) and model.grid_v == (2, 5) and model.num_tokens == (6, 10)
+    g = torch.Generator().manual_seed(0)
+    a, v = torch.randn(4, 1, 24, 16, generator=g), torch.randn(4, 1, 16, 40, generator=g)
+    for mode in ("av", "a", "v"):
+        assert model(a, v, mode=mode).shape == (4, NUM_CLASSES)
+    fa, fv = model.multi_ratio_features(a, v, generator=torch.Generator().manual_seed(1))
+    assert fa.shape == fv.shape == (4, TOY.embed_dim)
+    rec = model.reconstruct(a, v, generator=torch.Generator().manual_seed(2))
+    assert rec.pred_v.shape == rec.target_v.shape == (4, 10, TOY.patch_size**2)  # one channel per patch
+    torch.testing.assert_close(rec.target_v, patchify(v, TOY.patch_size))
+    with pytest.raises(ValueError, match=r"video must be \(B, 1, 16, 40\)"):
+        model.encode_video(torch.zeros(1, 3, 32, 32))
+
+
+def test_patch_size_override_and_untileable_sides_are_checked() -> None:
+    model = toy(patch_size=4, audio_size=(8, 12), video_size=(8, 8))
+    assert model.num_tokens == (2 * 3, 2 * 2)
+    with pytest.raises(ValueError, match="do not tile"):
+        toy(audio_size=(20, 16))  # 20 is not a multiple of the toy's 8-pixel patches
+    with pytest.raises(ValueError, match="two positive sides"):
+        toy(video_size=(16,))
+
+
+def test_vit_checkpoint_into_one_channel_video_uses_the_mean_kernel(tmp_path: Path) -> None:
+    d, p = TOY.embed_dim, TOY.patch_size
+    sd = vit_state_dict(d, TOY.depth, p, grid=4)
+    torch.save(sd, tmp_path / "vit.pth")
+    model = toy(video_channels=1, video_size=(16, 24))
+    load_vit_checkpoint(model, tmp_path / "vit.pth")
+    mean = sd["patch_embed.proj.weight"].mean(dim=1, keepdim=True)
+    torch.testing.assert_close(model.patch_embed_v.proj.weight, mean)
+    torch.testing.assert_close(model.patch_embed_a.proj.weight, mean)
+    assert model.pos_embed_v.shape == (1, 2 * 3, d)  # the 4 × 4 grid resampled to 2 × 3
+
+
+def test_without_heads_the_encoder_works_and_forward_is_refused() -> None:
+    model = toy(heads=False, decoder=False)
+    assert not any(n.startswith("head") for n, _ in model.named_parameters())
+    full = toy(decoder=False)
+    heads = sum(q.numel() for n, q in full.named_parameters() if n.startswith("head"))
+    assert sum(q.numel() for q in full.parameters()) - sum(q.numel() for q in model.parameters()) == heads
+    a, v = inputs()
+    assert model.encode_audio(a).shape == (3, TOY.embed_dim)
+    with pytest.raises(UsageError, match="heads=False"):
+        model(a, v)

@@ -125,6 +125,17 @@ CASES: dict[str, list[Case]] = {
             ("patch_a", "a.1.probs", "v.2.scores", "tokens_v", "feat_a", "fusion.1.out", "pooled"),
         )
     ],
+    "avsiam_emotion": [  # audio-visual in both modes, so that "*" records every tap and "head" is trained
+        Case(
+            {"audio_len": 30, "vision_len": 30, "patch_size": 16, "eval_mode": "av", "train_mode": "av"},
+            mosei_inputs,
+            lambda b: (b, 7),
+            ("patch_v", "a.1.scores", "v.6.probs", "feat_v", "fusion.2.out", "pooled", "hidden"),
+        )
+    ],
+    "avsiam_sync": [  # 16-pixel patches: 18 video + 5 audio tokens
+        Case({"patch_size": 16}, sync_inputs, lambda b: (b,), ("patch_v", "a.1.probs", "v.2.scores", "video"))
+    ],
     "mult_student": [
         student_case(1, ("l_with_a.1.scores", "a_mem.1.probs")),
         student_case(2, ("v_with_v.1.scores", "v_with_a.1.probs", "v_with_l.emb")),

@@ -1,5 +1,3 @@
-"""AVSiam's stages: self-supervised pre-training on a ``clips-features`` artifact (:mod:`.pretrain`).
-
-Not a registered :class:`~avkd.tasks.base.Task` yet: the task contract asks for train, distill, evaluate, report and
-demo stages, and only pre-training exists so far.
+"""The avsiam task (alias ``clips``, :mod:`.task`): AVSiam's self-supervised pre-training (:mod:`.pretrain`),
+fine-tuning with mixed modalities (:mod:`.finetune`), the clips evaluation and report, and the demo (:mod:`.demo`).
 """

@@ -25,8 +25,9 @@ __all__ = [
     "pretrain_loop",
 ]
 
-#: How the two objectives make one step (see :mod:`avkd.tasks.avsiam.pretrain`): only the summed loss for now.
-COMBINE = ("sum",)
+#: How the two objectives make one step (see :mod:`avkd.tasks.avsiam.pretrain`): ``released`` (two optimiser steps
+#: a batch, each with its own Adam, schedule and grad scaler, §1.6) or ``sum`` (one step on the summed loss).
+COMBINE = ("released", "sum")
 
 
 def pretrain_loop(epochs: int = 25, device: str = "auto") -> LoopConfig:
@@ -55,6 +56,8 @@ class AVSiamPretrainConfig:
     num_classes: int | None = bounded(None, ge=1)
     #: Decoder depth (None: the size's; the released 8, the paper 6).
     decoder_depth: int | None = bounded(None, ge=1)
+    #: Patch side (None: the size's); for the MOSEI and LRS2 adapters' maps (clips take the size's).
+    patch_size: int | None = bounded(None, ge=1)
     #: Multi-ratio masking of the contrastive pass (§1.5): each sample gets one of these (the released 0.2·i).
     ratios: list[float] = field(default_factory=lambda: list(RELEASED_RATIOS))
     #: Masking ratio of the reconstruction pass (§1.5: fixed 0.75).
@@ -63,10 +66,12 @@ class AVSiamPretrainConfig:
     temperature: float = bounded(0.05, gt=0.0)
     #: MAE's per-patch target normalisation (§1.6: commented out in the release, so off).
     norm_pix: bool = False
-    #: Adam betas (§1.6: (0.95, 0.999)); the loop's Adam takes them per parameter group.
+    #: Adam betas (§1.6: (0.95, 0.999), both optimisers); the loop's Adam takes them per parameter group.
     betas: list[float] = field(default_factory=lambda: [0.95, 0.999])
-    #: ``sum``: one step on L = L_c + L_rec,a + L_rec,v (the paper's L = L_rec + L_c).
-    combine: Literal["sum"] = "sum"
+    #: ``released`` (§1.6, ``traintest_cavmae_base.py``): per batch a contrastive step, then a reconstruction step
+    #: (L_rec,a + L_rec,v), each with its own Adam, MultiStepLR and grad scaler; ``sum``: one step on
+    #: L = L_c + L_rec,a + L_rec,v (the paper's L = L_rec + L_c).
+    combine: Literal["released", "sum"] = "released"
     loop: LoopConfig = field(default_factory=pretrain_loop)
     train_split: str = "train"
     #: Held-out clips scored after each epoch (no masking for the matching, fixed masks for reconstruction);

@@ -1,9 +1,11 @@
-"""``avkd pretrain --method avsiam``: AVSiam's self-supervised pre-training on a ``clips-features`` artifact.
+"""``avkd pretrain --method avsiam``: AVSiam's self-supervised pre-training on a features artifact: labelled clips
+(``clips-features``), CMU-MOSEI (``mosei-features``) or LRS2 windows (``lrs2-features``), each read through its
+adapter (:mod:`avkd.tasks.avsiam.inputs`).
 
 Facts: docs/reference/avsiam-mfh-syncnet.md §1.5-§1.7 (the released ``traintest_cavmae_base.py``,
 ``run_pretrain_base.sh`` and ``dataloader.py``) and the paper (ECCV 2024, Sec. 3.3).
 
-Each step (one batch of clips, one random frame of each, :class:`PretrainClips`):
+Each step (one batch of items, e.g. clips with one random frame of each, :class:`PretrainClips`):
 
 * **contrastive**: F_a, F_v under multi-ratio masking (:meth:`~avkd.models.avsiam.AVSiam.multi_ratio_features`:
   each sample gets a ratio of the set, samples with the same kept count are packed into one sub-batch without
@@ -13,20 +15,26 @@ Each step (one batch of clips, one random frame of each, :class:`PretrainClips`)
   (:meth:`~avkd.models.avsiam.AVSiam.reconstruct`, :class:`~avkd.losses.avsiam.ReconstructionLoss`), audio and
   video logged apart.
 
-**How the objectives combine.** Only ``combine="sum"``: one optimiser step on L = L_c + L_rec,a + L_rec,v, the
-paper's L = L_rec + L_c. The released code instead takes two full forward/backward/step passes per batch, the
-contrastive one with its own Adam and GradScaler and then the reconstruction one with a second Adam and
-GradScaler (§1.6). That is not offered here: the one training loop (:func:`avkd.train.loop.fit`) owns a single
-optimiser, scheduler and scaler, and checkpoints and resumes exactly those; a second set (two states in the
-checkpoint, two scalers, two backward passes through the data-parallel wrapper a step) is a change of the loop,
-not of this stage, and is left for later rather than half-wired.
+**How the objectives combine** (``combine``, :data:`~avkd.tasks.avsiam.config.COMBINE`):
+
+* ``released`` (the default; §1.6, ``traintest_cavmae_base.py``): two optimiser steps per batch, on the same batch,
+  in this order: pass ``contrastive`` (the multi-ratio features and the InfoNCE alone), then pass
+  ``reconstruction`` (L_rec,a + L_rec,v alone), which sees the weights the first step moved. Each pass has its
+  own Adam over all the model's parameters (the release builds both from the same trainable list, with the same
+  lr, weight decay and betas), its own MultiStepLR (both stepped each epoch) and its own AMP grad scaler: the
+  loop's passes (:attr:`~avkd.train.loop.TrainTask.passes`), which checkpoint and resume all of them. A parameter
+  a pass leaves without a gradient (the decoder in the contrastive pass) is not moved by that pass's Adam. The
+  logged step loss is L_c + L_rec,a + L_rec,v, the sum of the two passes' (the release's "total" meter holds the
+  reconstruction pass's loss only); the terms are logged apart as the release does.
+* ``sum``: one optimiser step on L = L_c + L_rec,a + L_rec,v, the paper's L = L_rec + L_c.
 
 Optimisation (§1.6, :func:`~avkd.tasks.avsiam.config.pretrain_loop`): Adam with betas (0.95, 0.999) (given per
 parameter group, since the loop's Adam takes its other settings from :class:`~avkd.train.loop.LoopConfig`), lr 2e-4,
-weight decay 5e-7, MultiStepLR halving at epoch 10 and every 5 after. The model is the last epoch's, as released
-(selection on ``epoch``); after each epoch the held-out split (``val_split``) is scored: the InfoNCE and the
-matching accuracy of the unmasked features (the middle stored frame) over the whole split (chance 1/N), and the reconstruction losses under
-masks drawn from a fixed seed, so that epochs compare.
+weight decay 5e-7, MultiStepLR halving at epoch 10 and every 5 after (for each optimiser under ``released``). The
+model is the last epoch's, as released (selection on ``epoch``); after each epoch the held-out split
+(``val_split``) is scored: the InfoNCE and the matching accuracy of the unmasked features (the middle stored frame)
+over the whole split (chance 1/N), and the reconstruction losses under masks drawn from a fixed seed, so that
+epochs compare.
 
 Not reproduced: the released loader's fbank augmentation (uniform noise scaled by a random factor / 10 and a random
 roll in time, §1.7), the per-epoch linear probe on AS-20K, and the released ``ast_base`` audio copy for
@@ -38,23 +46,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from avkd.core.artifacts import CLIPS_FEATURES, Artifact, load_artifact
+from avkd.core.artifacts import Artifact, load_artifact
 from avkd.core.errors import UsageError
-from avkd.data.clips.dataset import ClipDataset, normalize_frames
-from avkd.data.clips.store import ClipStore
 from avkd.losses.avsiam import ContrastiveLoss, ReconstructionLoss, info_nce, matching_accuracy
-from avkd.models.avsiam import SIZES
-from avkd.models.io import ModelSpec
 from avkd.models.masking import resolve_ratios
 from avkd.tasks.avsiam.config import AVSiamPretrainConfig
+from avkd.tasks.avsiam.inputs import ADAPTERS, PretrainClips, check_sizes, pretrain_inputs
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import ModelTrainTask, fit_stage
 
-__all__ = ["METHODS", "AVSiamPretrainTask", "PretrainClips", "check_sizes", "pretrain", "pretrain_avsiam"]
+__all__ = [
+    "METHODS",
+    "PASSES",
+    "AVSiamPretrainTask",
+    "PretrainClips",
+    "check_sizes",
+    "pretrain",
+    "pretrain_avsiam",
+]
 
 #: Pre-training methods by name (``avkd pretrain --method``).
 METHODS = ("avsiam",)
@@ -62,55 +74,13 @@ METHODS = ("avsiam",)
 #: Seed of the held-out reconstruction masks (the same masks every epoch).
 VAL_SEED = 1234
 
-
-class PretrainClips(Dataset):
-    """The clips of one split in a new order each epoch, each with one of its stored frames, both a pure function
-    of (seed, epoch, index): the released pre-training feeds one random frame of the 10 (§1.7).
-
-    Items are (fbank (1, F, T) float32, frame (3, S, S) float32 ImageNet-normalised, label)."""
-
-    def __init__(self, clips: ClipDataset, seed: int) -> None:
-        self.clips, self.seed = clips, seed
-        self.frames = int(clips.store.artifact.config.get("frames", 10))
-        self.epoch = 0
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        rng = np.random.default_rng([self.seed, epoch])
-        self.epoch = epoch
-        self.order = rng.permutation(len(self.clips))
-        self.frame = rng.integers(0, self.frames, len(self.clips))
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        i, k = int(self.order[index]), int(self.frame[index])
-        store, key = self.clips.store, self.clips.keys[i]
-        fbank = torch.from_numpy(store.fbank(key)).unsqueeze(0)
-        raw = np.ascontiguousarray(store.frames(key, k, k + 1))
-        frame = normalize_frames(torch.from_numpy(raw).permute(0, 3, 1, 2)[0])
-        return fbank, frame, self.clips.label(i)
-
-
-def check_sizes(size: str, artifact: Artifact) -> None:
-    """The ``size`` AVSiam's inputs (frame side, fbank bins × frames) must be the features'; a one-line usage
-    error naming the artifact otherwise (before any model is built)."""
-    if size not in SIZES:
-        raise UsageError(f"unknown avsiam size {size!r}; choose one of {', '.join(SIZES)}")
-    cfg, feats = SIZES[size], artifact.config
-    have = (int(feats.get("size", 0)), int(feats.get("mel_bins", 0)), int(feats.get("mel_frames", 0)))
-    want = (cfg.image_size, *cfg.audio_size)
-    if have != want:
-        raise UsageError(
-            f"{artifact.path}: frames {have[0]}² and fbank {have[1]}×{have[2]} do not fit the {size!r} AVSiam "
-            f"({want[0]}² frames, {want[1]}×{want[2]} fbank); preprocess with --size {want[0]} --mel-frames "
-            f"{want[2]} --set mel_bins={want[1]}, or pick the size that fits"
-        )
+#: The loop's passes under ``combine="released"``, in the release's order (§1.6).
+PASSES = ("contrastive", "reconstruction")
 
 
 class AVSiamPretrainTask(ModelTrainTask):
-    """AVSiam's two objectives summed into one loss (the fit loop's TrainTask)."""
+    """AVSiam's two objectives as two passes a step (``released``) or summed into one loss (``sum``): the fit
+    loop's TrainTask."""
 
     best_keys = (
         "contrastive",
@@ -133,46 +103,60 @@ class AVSiamPretrainTask(ModelTrainTask):
             raise UsageError(f"ratios: {exc}") from None
         if len(config.betas) != 2 or not all(0.0 <= b < 1.0 for b in config.betas):
             raise UsageError(f"betas: Adam takes two numbers in [0, 1), got {config.betas}")
-        check_sizes(config.size, artifact)
-        self.store = ClipStore(artifact)
-        try:
-            train = ClipDataset(self.store, config.train_split)
-            # Held out: the middle stored frame of each clip (fixed, so that epochs compare).
-            middle = int(artifact.config.get("frames", 10)) // 2
-            self.val = ClipDataset(self.store, config.val_split, frame=middle) if config.val_split else None
-        except UsageError:
-            self.store.close()
-            raise
-        kwargs: dict[str, Any] = {"size": config.size, "num_classes": config.num_classes or train.num_classes}
-        if config.decoder_depth is not None:
-            kwargs["decoder_depth"] = config.decoder_depth
-        self.spec = ModelSpec("avsiam", kwargs)
+        inputs = pretrain_inputs(config, artifact)
+        self.close = inputs.close
+        self.spec = inputs.spec
         seed_everything(config.loop.seed)
         self.model = self.spec.build()
-        self.train = PretrainClips(train, config.loop.seed)
+        self.train, self.val = inputs.datasets(self.model)
         self.contrastive = ContrastiveLoss(config.temperature)
         self.reconstruction = ReconstructionLoss(config.norm_pix)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.model.parameters()), "betas": tuple(self.config.betas)}]
 
+    @property
+    def passes(self) -> tuple[str, ...]:
+        """The loop's passes: :data:`PASSES` under ``released``, none (one step on :meth:`loss`) under ``sum``."""
+        return PASSES if self.config.combine == "released" else ()
+
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "method": "avsiam", "combine": self.config.combine}
 
-    def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        audio, video = batch[0].to(device), batch[1].to(device)
-        # The masks draw from the global RNG, which the loop checkpoints: a resumed run draws the same masks.
+    # The masks draw from the global RNG, which the loop checkpoints: a resumed run draws the same masks.
+    def _contrastive(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         feat_a, feat_v = self.model.multi_ratio_features(audio, video, self.ratios)
         contrastive = self.contrastive(feat_a, feat_v)["contrastive"]
-        rec = self.reconstruction(self.model.reconstruct(audio, video, self.config.rec_ratio))
-        total = contrastive + rec["rec/audio"] + rec["rec/video"]
         logs = {
             "contrastive": float(contrastive.detach()),
-            "rec_audio": float(rec["rec/audio"].detach()),
-            "rec_video": float(rec["rec/video"].detach()),
             "match_acc": float(matching_accuracy(feat_a.detach().float(), feat_v.detach().float())),
         }
-        return total, logs
+        return contrastive, logs
+
+    def _reconstruction(
+        self, audio: torch.Tensor, video: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        rec = self.reconstruction(self.model.reconstruct(audio, video, self.config.rec_ratio))
+        logs = {"rec_audio": float(rec["rec/audio"].detach()), "rec_video": float(rec["rec/video"].detach())}
+        return rec, logs
+
+    def loss(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        """``sum``: L_c + L_rec,a + L_rec,v, one step."""
+        audio, video = batch[0].to(device), batch[1].to(device)
+        contrastive, c_logs = self._contrastive(audio, video)
+        rec, r_logs = self._reconstruction(audio, video)
+        total = contrastive + rec["rec/audio"] + rec["rec/video"]
+        return total, {"contrastive": c_logs["contrastive"], **r_logs, "match_acc": c_logs["match_acc"]}
+
+    def pass_loss(self, batch: Any, device: torch.device, name: str) -> tuple[torch.Tensor, dict[str, float]]:
+        """``released``: pass ``contrastive`` (L_c) or ``reconstruction`` (L_rec,a + L_rec,v), each its own step."""
+        audio, video = batch[0].to(device), batch[1].to(device)
+        if name == "contrastive":
+            return self._contrastive(audio, video)
+        if name == "reconstruction":
+            rec, logs = self._reconstruction(audio, video)
+            return rec["rec/audio"] + rec["rec/video"], logs
+        raise UsageError(f"unknown AVSiam pre-training pass {name!r}; the passes are {', '.join(PASSES)}")
 
     def validate(self, device: torch.device) -> dict[str, float]:
         out: dict[str, float] = {"epoch": self.train.epoch + 1}  # selects the last epoch
@@ -198,9 +182,6 @@ class AVSiamPretrainTask(ModelTrainTask):
         )
         return out
 
-    def close(self) -> None:
-        self.store.close()
-
 
 def pretrain_avsiam(
     config: AVSiamPretrainConfig,
@@ -210,11 +191,11 @@ def pretrain_avsiam(
     resume: bool = False,
     show_progress: bool = True,
 ) -> Artifact:
-    """Pre-train AVSiam on a ``clips-features`` artifact into a ``model`` artifact (the last epoch's weights;
+    """Pre-train AVSiam on a features artifact (:data:`~avkd.tasks.avsiam.inputs.ADAPTERS`) into a ``model`` artifact (the last epoch's weights;
     per-epoch losses and matching accuracy in ``metrics.jsonl``, the last epoch's as ``best_*`` metrics)."""
 
     def build() -> tuple[AVSiamPretrainTask, list[Artifact]]:
-        feats = load_artifact(features, kind=CLIPS_FEATURES)
+        feats = load_artifact(features, kind=tuple(ADAPTERS))
         return AVSiamPretrainTask(config, feats), [feats]
 
     return fit_stage(out, config, build, overwrite=overwrite, resume=resume, show_progress=show_progress)

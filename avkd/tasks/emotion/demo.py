@@ -34,6 +34,7 @@ from avkd.tasks.base import (
     seed_folder,
     seeded_loop,
     seeded_stage,
+    synthesize_once,
 )
 from avkd.tasks.emotion.config import (
     EmotionDistillConfig,
@@ -93,14 +94,10 @@ def run_emotion_demo(
     corpus, features = out / "corpus", out / "features"
     steps = 4 + len(config.methods)
 
-    if (corpus / CORPUS_MARKER).is_file():
+    summary = synthesize_once(corpus, CORPUS_MARKER, lambda folder: synthesize_mosei(folder, config.corpus))
+    if summary is None:
         log(f"[1/{steps}] corpus: reusing {corpus}")
     else:
-        partial = out / "corpus.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        summary = synthesize_mosei(partial, config.corpus)
-        shutil.rmtree(corpus, ignore_errors=True)
-        partial.rename(corpus)
         log(
             f"[1/{steps}] corpus: {summary['segments']} synthetic segments in {sum(summary['videos'].values())} "
             f"videos (.csd files), in {summary['seconds']:.1f} s"

@@ -7,6 +7,14 @@ Objective, equation 1 of the seed paper (docs/reference/mult-mosei.md §5.3): ``
 ``config_id`` (1-5, §5.2) picks the student's transformers and the distilled pairs; the teacher artifact must be the
 branch that configuration names. CRD draws, for each sample, K negatives from other classes; the draw is a pure
 function of (seed, epoch, sample), so a resumed run sees the same negatives.
+
+AVSiam on either side (:mod:`avkd.models.avsiam_emotion`): ``student_model="avsiam_emotion"`` makes the student
+an AVSiam over the features' maps (the maps sized to the features' lengths; trained video-only, like the seed's
+student, unless ``student_kwargs.train_mode`` says otherwise), and an ``avsiam_emotion`` teacher artifact is run
+audio-visually (its fusion head: a teacher sees every modality it has, as the complete MulT does), whatever
+eval mode it was saved with. Methods that read logits or the ``hidden`` features (none, crd-final,
+crd-penultimate) work with it; the attention-map methods need MulT's crossmodal blocks, so with an AVSiam they
+stop before any work with one line naming the method and the taps the model lacks.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ from avkd.data.mosei.labels import label7
 from avkd.evaluate.classify import emotion_metrics
 from avkd.losses.base import build_loss
 from avkd.losses.emotion import CRDBatch, contrast_indices
-from avkd.models.attention import Tapped
+from avkd.models.attention import Tapped, TapRequest
+from avkd.models.avsiam_emotion import AVSiamEmotion
 from avkd.models.device import resolve_device
-from avkd.models.io import ModelSpec, count_parameters, load_model, save_weights
+from avkd.models.io import ModelSpec, count_parameters, load_model, model_inputs, save_weights
 from avkd.models.mult import STUDENT_CONFIGS
 from avkd.tasks.emotion.config import EMOTION_INPUTS, EmotionDistillConfig
 from avkd.tasks.emotion.methods import METHODS
@@ -80,28 +89,28 @@ class EmotionDistillTask:
             )
         self.config = config
         train = MoseiDataset(features, config.train_split)
-        # The student mirrors the teacher's width, heads and depth unless told otherwise: the seed paper's student
-        # is the teacher's architecture on video-only inputs (§5.2), and attention maps can only be compared
-        # head for head and layer for layer.
-        kwargs: dict[str, Any] = {
-            "config": config.config_id,
-            "proxy": "same" if config.method == "edam-t" else "edam_s",
-            "d": teacher.d,
-            "num_heads": teacher.num_heads,
-            "layers": teacher.layers,
-        }
-        kwargs.update(config.student_kwargs)
-        self.spec = ModelSpec("mult_student", kwargs)
+        self.spec = ModelSpec(
+            config.student_model, {**_student_defaults(config, teacher, features), **config.student_kwargs}
+        )
         seed_everything(config.loop.seed)
         self.student = self.spec.build()
+        if model_inputs(self.student)[: len(EMOTION_INPUTS)] != EMOTION_INPUTS:
+            raise UsageError(
+                f"student {config.student_model!r} takes ({', '.join(model_inputs(self.student))}), not this "
+                f"task's ({', '.join(EMOTION_INPUTS)})"
+            )
+        # A student that runs part of itself per forward (AVSiam: one head) says so, for DDP.
+        self.find_unused_parameters = bool(getattr(self.student, "find_unused_parameters", False))
         self.teacher = teacher.eval().requires_grad_(False)
+        if isinstance(teacher, AVSiamEmotion):
+            teacher.eval_mode = "av"  # a teacher sees every modality it has (module docstring)
         self.loss_fn: nn.Module | None = None
         if method.loss is not None:
             # The distilled layers are the teacher's (and the student's): 5 for the reference MulT.
             options = {
                 **method.options,
                 "config": config.config_id,
-                "num_layers": teacher.layers,
+                "num_layers": getattr(teacher, "layers", 5),
                 **config.loss_options,
             }
             if method.loss == "crd":
@@ -111,6 +120,7 @@ class EmotionDistillTask:
                 options.setdefault("seq_lengths", lengths)
                 options.update(n_data=len(train), nce_k=min(config.nce_k, len(train) - 1))
             self.loss_fn = build_loss(method.loss, **options)
+            _check_taps(config.method, self.loss_fn.taps(), self.student, self.teacher)
             self.loss_fn.setup(student=self.student, teacher=self.teacher)
         self.uses_contrast = method.loss == "crd"
         base = ContrastSamples(train, self.loss_fn.nce_k if self.uses_contrast else 0, config.loop.seed)
@@ -195,11 +205,57 @@ class EmotionDistillTask:
             "teacher_parameters": count_parameters(self.teacher),
             "method": self.config.method,
             "config": self.config.config_id,
+            "student_model": self.config.student_model,
         }
 
     def close(self) -> None:
         self.train.base.base.close()
         self.val.close()
+
+
+def _student_defaults(config: EmotionDistillConfig, teacher: nn.Module, features: Artifact) -> dict[str, Any]:
+    """The student's constructor arguments before ``student_kwargs``."""
+    if config.student_model == "avsiam_emotion":
+        # Maps as long as the features' sequences; trained on the modality it is evaluated on (video-only).
+        lengths = {f"{m}_len": int(features.config[f"{m}_len"]) for m in ("audio", "vision")}
+        return {**lengths, "train_mode": "v"}
+    if config.student_model != "mult_student":
+        return {}
+    kwargs: dict[str, Any] = {
+        "config": config.config_id,
+        "proxy": "same" if config.method == "edam-t" else "edam_s",
+    }
+    # The student mirrors a MulT teacher's width, heads and depth unless told otherwise: the seed paper's student
+    # is the teacher's architecture on video-only inputs (§5.2), and attention maps can only be compared head
+    # for head and layer for layer. Another teacher (AVSiam) leaves mult_student's own defaults.
+    for name in ("d", "num_heads", "layers"):
+        if isinstance(getattr(teacher, name, None), int):
+            kwargs[name] = getattr(teacher, name)
+    return kwargs
+
+
+def _check_taps(method: str, taps: list[str], student: nn.Module, teacher: nn.Module) -> None:
+    """One line, before any work, when a model lacks the taps a method reads (AVSiam has no MulT crossmodal
+    attention maps), or when CRD on ``hidden`` would meet features of several widths (a mixed-mode AVSiam
+    student: its fusion head's input is twice as wide as a one-modality head's)."""
+    if not taps:
+        return
+    for who, model in (("teacher", teacher), ("student", student)):
+        names = getattr(model, "tap_names", None)
+        missing = TapRequest(*taps).unmatched(names()) if names is not None else []
+        if missing:
+            raise UsageError(
+                f"--method {method}: the {who} ({type(model).__name__}) has no tap {missing[0]!r} "
+                f"({len(missing)} of the {len(taps)} taps it reads are missing); with it use none, crd-final or "
+                "crd-penultimate"
+            )
+    if "hidden" in taps and isinstance(student, AVSiamEmotion):
+        widths = {student.head_parts(m)[1].in_features for m in (*student.train_modes(), student.eval_mode)}
+        if len(widths) > 1:
+            raise UsageError(
+                f"--method {method}: the AVSiam student's train_mode {student.train_mode!r} gives 'hidden' "
+                f"features of widths {sorted(widths)}; set student_kwargs.train_mode to one of av, a, v"
+            )
 
 
 def distill_emotion(
@@ -211,7 +267,8 @@ def distill_emotion(
     resume: bool = False,
     show_progress: bool = True,
 ) -> Artifact:
-    """Distil the video-only student from a MulT ``model`` artifact on a ``mosei-features`` artifact."""
+    """Distil the video-only student from a MulT (or ``avsiam_emotion``) ``model`` artifact on a
+    ``mosei-features`` artifact."""
     METHODS.get(config.method)  # an unknown method is a usage error before any work
 
     def build() -> tuple[EmotionDistillTask, list[Artifact]]:
@@ -221,10 +278,12 @@ def distill_emotion(
         wanted = (
             STUDENT_CONFIGS[config.config_id].teacher_branch if config.config_id in STUDENT_CONFIGS else None
         )
-        if loaded.spec.name != "mult" or (wanted is not None and branch != wanted):
+        if isinstance(loaded.model, AVSiamEmotion):
+            pass  # any config: the methods that apply read no MulT block
+        elif loaded.spec.name != "mult" or (wanted is not None and branch != wanted):
             raise UsageError(
-                f"{teacher}: configuration {config.config_id} distils from the MulT {wanted} branch, "
-                f"this teacher is {loaded.spec.name} ({branch})"
+                f"{teacher}: configuration {config.config_id} distils from the MulT {wanted} branch (or an "
+                f"avsiam_emotion teacher), this teacher is {loaded.spec.name} ({branch})"
             )
         task = EmotionDistillTask(config, loaded.model, feats)
         loaded.model.to(resolve_device(config.loop.device))

@@ -48,7 +48,8 @@ def evaluate_emotion_artifact(
     precision: str | None = None,
 ) -> Artifact:
     """7-class accuracy, F1, binary accuracy/F1 (MulT's convention), MAE, correlation and the majority baseline
-    of an emotion model on a ``mosei-features`` split, under ``config.protocol`` (recorded in ``metrics.json``
+    of an emotion model on a ``mosei-features`` split (an AVSiam on ``config.modality``'s inputs), under
+    ``config.protocol`` (recorded in ``metrics.json``
     and ``metrics.md``); also its parameter count and milliseconds per batch. ``model``: a model artifact or an
     export artifact (ONNX Runtime at ``precision``, None for the export's default; recorded in the manifest's
     metrics and ``metrics.json``), :mod:`avkd.models.onnx_model`."""
@@ -56,6 +57,13 @@ def evaluate_emotion_artifact(
     device = resolve_device(config.device)
     feats = load_artifact(features, kind=MOSEI_FEATURES)
     loaded = load_inference_model(model, device=device, inputs=EMOTION_INPUTS, precision=precision)
+    if config.modality is not None:
+        # A model that can run on several inputs (AVSiam's three heads) is scored on the ones asked for.
+        if not hasattr(loaded.model, "eval_mode"):
+            raise UsageError(
+                f"{model}: modality {config.modality!r}: this model has one way to run; leave it unset"
+            )
+        loaded.model.eval_mode = config.modality
     dataset = MoseiDataset(feats, config.split)
     if len(dataset) == 0:
         raise UsageError(f"{feats.path}: the {dataset.split} split holds no segments; nothing to evaluate")

@@ -12,12 +12,12 @@ Chain (every stage a normal artifact under ``out``, skipped when already complet
    only stands for SyncNet's size and cost (its accuracy is chance: no weights are downloaded);
 5. a SyncNet trained from scratch with Perfect Match (``objective="pm"``) — thin by default
    (:data:`PM_SYNCNET`), because the full-size one needs hours on a CPU;
-6. each evaluated with the 31-candidate protocol at ``frames`` (K = 5..15), then the report
+6. AVSiam on the sync windows (``avsiam_sync``: the weight-shared encoder on the 15-channel lip map and the mel
+   window, a scaled cosine) trained with the 31-way within-clip objective (``objective="offsets"``);
+7. each evaluated with the 31-candidate protocol at ``frames`` (K = 5..15), then the report
    (:func:`avkd.report.sync.build_sync_report`): accuracy per K, parameters, GMACs per window and the
    evaluation's windows per second (:mod:`avkd.evaluate.cost`).
 
-AVSiam is not a row: it is a classification model on labelled clips (``avkd.data.clips``), not a 31-candidate
-sync model.
 """
 
 from __future__ import annotations
@@ -96,6 +96,17 @@ class CompareConfig:
             objective="pm",
             pm_steps=8,
             loop=LoopConfig(epochs=3, batch_size=8, lr=1e-3, device="cpu"),
+            samples_per_epoch=64,
+            val_samples=16,
+        )
+    )
+    #: AVSiam's row (the recipe README's "AVSiam for lip sync" measured: 16-pixel patches, runs of 31 windows).
+    avsiam: SyncTrainConfig = field(
+        default_factory=lambda: SyncTrainConfig(
+            model=SyncModelConfig(name="avsiam_sync", kwargs={"patch_size": 16}),
+            objective="offsets",
+            pm_steps=31,
+            loop=LoopConfig(epochs=3, batch_size=4, lr=3e-4, device="cpu"),
             samples_per_epoch=64,
             val_samples=16,
         )
@@ -189,12 +200,22 @@ def run_compare(out: Path, config: CompareConfig | None = None, show_progress: b
             pm_cfg, feats224.path, out / "syncnet-pm", resume=True, show_progress=show_progress
         ),
     )
+    avsiam_cfg = seeded_stage(config.avsiam, config.seed, config.deterministic)
+    avsiam = reuse_or_build(
+        out / "avsiam",
+        MODEL,
+        "AVSiam (31-way objective)",
+        lambda: train_sync_teacher(
+            avsiam_cfg, feats96.path, out / "avsiam", resume=True, show_progress=show_progress
+        ),
+    )
     syncnet_label = "SyncNet v2" if config.syncnet else "SyncNet v2 (random weights)"
     rows = [
         (teacher, feats96, "VocaLiST teacher (vocalist_lite)"),
         (student, feats96, "MTDVocaLiST student (MTD)"),
         (syncnet, feats224, syncnet_label),
         (pm, feats224, "SyncNet (PM-trained, thin)"),
+        (avsiam, feats96, "AVSiam (avsiam_sync, 31-way)"),
     ]
     evaluations = []
     eval_cfg = SyncEvalConfig(frames=list(config.frames), limit=config.limit)

@@ -78,9 +78,10 @@ class SyncRunConfig:
 
 
 #: Training objectives (avkd train --objective): VocaLiST's BCE on balanced pairs, or, for a model that embeds each
-#: window (its taps ``video``/``audio``: syncnet), Perfect Match or SyncNet's contrastive loss
+#: window (its taps ``video``/``audio``: syncnet, avsiam_sync), Perfect Match or SyncNet's contrastive loss, or,
+#: for any sync model, the 31-way within-clip objective ``offsets`` on its own fused scores
 #: (avkd/losses/embedding.py).
-OBJECTIVES = ("bce", "pm", "contrastive")
+OBJECTIVES = ("bce", "pm", "contrastive", "offsets")
 
 
 def _objective_problem(value: str) -> str | None:
@@ -92,9 +93,10 @@ class SyncTrainConfig(SyncRunConfig):
     model: SyncModelConfig = field(default_factory=SyncModelConfig)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=50, batch_size=128, lr=5e-5))
     objective: str = bounded("bce", check=_objective_problem)
-    #: pm: windows per run (each sample is that many consecutive windows of one clip; batch_size counts runs).
+    #: pm, offsets: windows per run (each sample is that many consecutive windows of one clip; batch_size counts
+    #: runs). offsets: 31 gives a run's middle window the evaluator's 31 candidates.
     pm_steps: int = bounded(8, ge=2)
-    #: Options of the objective's loss (pm: init_w, init_b; contrastive: margin).
+    #: Options of the objective's loss (pm: init_w, init_b; contrastive: margin; offsets: vshift, 15).
     objective_options: dict[str, Any] = field(default_factory=dict)
 
 

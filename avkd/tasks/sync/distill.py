@@ -6,6 +6,11 @@ teacher (:func:`avkd.train.loop.fit`). The teacher runs in eval mode under ``tor
 only for the internals the loss needs (docs/reference/vocalist.md §5.2: "VocaLiST is frozen, and we only train MTDVocaLiST").
 
 The methods and their defaults are :data:`avkd.tasks.sync.methods.METHODS`.
+
+Any sync model on VocaLiST's windows can be either side: a method that reads only the two models' scores (``kd``,
+and ``bce``, which ignores the teacher) takes e.g. an ``avsiam_sync`` student or teacher; a method whose taps a
+model does not record (CAD/VR, FitNets and RKD read VocaLiST's internals) is refused in one line before any work.
+The validation-time monitors (``monitor_losses``) need VocaLiST's taps on both sides and are left out otherwise.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class DistillTask:
             options.setdefault("temperature", config.temperature)
         self.store = store
         self.loss_fn = build_loss(METHODS.get(config.method).loss, **options)
+        self.taps = self.loss_fn.taps()
         self.spec = dataclasses.replace(
             config.student.spec(config.sampling),
             pixel_order=teacher_spec.pixel_order,
@@ -88,17 +94,26 @@ class DistillTask:
         )
         seed_everything(config.loop.seed)
         self.student = self.spec.build()
+        for who, name, model in (
+            ("student", self.spec.name, self.student),
+            ("teacher", teacher_spec.name, teacher),
+        ):
+            if self.taps and not _records(model, self.taps):
+                raise UsageError(
+                    f"method {config.method!r} reads the {who}'s internals ({self.taps[0]}, ...), which a "
+                    f"{name!r} model does not record; distil it with --method kd or bce"
+                )
         self.loss_fn.setup(student=self.student, teacher=teacher)  # e.g. FitNets sizes its projection
         self.weighting = build_weighting(
             config.weighting, self.loss_fn.term_names(), **weighting_options(config)
         )
-        self.taps = self.loss_fn.taps()
         self.teacher = TeacherTaps(teacher, self.taps)
         sampling = dataclasses.replace(
             config.sampling, pixel_order=teacher_spec.pixel_order, pixel_range=teacher_spec.pixel_range
         )
         self.train, self.val = config.datasets(store, sampling, config.loop.seed)
-        self.monitors = Monitors(teacher, self.student) if config.monitor_losses else None
+        monitor = config.monitor_losses and all(_records(m, MONITOR_TAPS) for m in (teacher, self.student))
+        self.monitors = Monitors(teacher, self.student) if monitor else None
 
     def modules(self) -> dict[str, nn.Module]:
         return {"student": self.student, "loss": self.loss_fn, "weighting": self.weighting}
@@ -146,6 +161,16 @@ class DistillTask:
 
     def close(self) -> None:
         self.store.close()
+
+
+#: The taps of the validation-time monitors (mtd over all layers, fitnets), VocaLiST's (checked by name).
+MONITOR_TAPS = ("av.1.scores", "mem.emb")
+
+
+def _records(model: nn.Module, taps: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``model`` records every tap pattern of ``taps``."""
+    names = model.tap_names() if hasattr(model, "tap_names") else []
+    return not TapRequest(*taps).unmatched(names)
 
 
 class Monitors:

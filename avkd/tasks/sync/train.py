@@ -12,6 +12,18 @@ contrastive samples the same balanced pairs as BCE. Their validation is a fixed 
 fraction of video windows whose best-scoring audio window of the run is their own (the PM top-1 of
 syncnet_trainer), ``val_loss`` the objective on fixed validation samples; ``val_acc`` selects the best epoch
 unless ``loop.select_metric`` says otherwise.
+
+``--objective offsets`` is the 31-way within-clip objective (avkd/losses/embedding.py) on the same runs: each
+video window of a run is classified among the run's audio windows within ``±vshift`` (``objective_options.vshift``,
+15) by the model's own ``fuse`` scores, each window encoded once (:func:`offset_scores`, the evaluator's fast
+path). A run is scored exactly as the evaluator scores a clip of ``pm_steps`` windows, so ``--set pm_steps=31``
+(or more) gives the middle window all 31 candidates; ``val_acc`` is the fraction of the validation runs' windows
+whose best candidate is offset 0. Any model with ``encode_video``/``encode_audio``/``fuse`` takes it (VocaLiST,
+SyncNet, ``avsiam_sync``).
+
+``init`` (:func:`train_sync_teacher`) starts an ``avsiam_sync`` model from a pre-trained ``avsiam`` artifact
+(:func:`avkd.models.avsiam_sync.load_backbone`); the artifact becomes an input of the trained model, so its id,
+not its path, enters the model's content id.
 """
 
 from __future__ import annotations
@@ -33,8 +45,12 @@ from avkd.data.lrs2.dataset import SyncDataset
 from avkd.data.lrs2.layouts import layout_of
 from avkd.data.lrs2.sequences import SyncSequenceDataset
 from avkd.data.lrs2.store import FeatureStore
+from avkd.evaluate.sync import VSHIFT, valid_candidates
 from avkd.losses.base import DistillLoss, build_loss
+from avkd.losses.embedding import OffsetMatchingLoss
 from avkd.models.attention import Tapped
+from avkd.models.avsiam_sync import AVSiamSync, load_backbone
+from avkd.models.io import LoadedModel, load_model
 from avkd.tasks.sync.config import SyncTrainConfig
 from avkd.train.checkpoint import seed_everything
 from avkd.train.loop import ModelTrainTask, fit_stage
@@ -42,6 +58,8 @@ from avkd.train.loop import ModelTrainTask, fit_stage
 __all__ = [
     "SyncTeacherTask",
     "objective_terms",
+    "offset_scores",
+    "offset_validation",
     "run_accuracy",
     "train_sync_teacher",
     "validate_sync",
@@ -66,11 +84,24 @@ def weighted_f1(labels: torch.Tensor, predictions: torch.Tensor) -> float:
 class SyncTeacherTask(ModelTrainTask):
     """Training of one sync model with BCE, Perfect Match or the contrastive loss (the fit loop's TrainTask)."""
 
-    def __init__(self, config: SyncTrainConfig, store: FeatureStore) -> None:
+    def __init__(
+        self,
+        config: SyncTrainConfig,
+        store: FeatureStore,
+        init: LoadedModel | None = None,
+        where: str = "init",
+    ) -> None:
         self.config = config
         self.spec = config.model.spec(config.sampling)
         seed_everything(config.loop.seed)  # the initial weights are part of what the seed reproduces
         self.model = self.spec.build()
+        self.init, self.adapted = init, None
+        if init is not None:
+            if not isinstance(self.model, AVSiamSync):
+                raise UsageError(
+                    f"{where}: a pre-trained avsiam initialises an avsiam_sync model, not {config.model.name!r}"
+                )
+            self.adapted = load_backbone(self.model, init.model, where)
         self.store = store
         self.objective = config.objective
         self.best_keys = ("val_f1", "val_acc") if self.objective == "bce" else ("val_acc", "val_loss")
@@ -82,7 +113,11 @@ class SyncTeacherTask(ModelTrainTask):
                 )
             self.train, self.val = config.datasets(store, config.sampling, config.loop.seed)
             return
-        self.objective_loss = build_loss(self.objective, **config.objective_options)
+        self.objective_loss = (
+            offsets_objective(config.objective_options)
+            if self.objective == "offsets"
+            else build_loss(self.objective, **config.objective_options)
+        )
         missing = [t for t in self.objective_loss.taps() if t not in getattr(self.model, "tap_names", list)()]
         if missing:
             raise UsageError(
@@ -95,7 +130,7 @@ class SyncTeacherTask(ModelTrainTask):
             pixel_range=c.pixel_range,
         )  # fmt: skip
         self.val_runs = runs(config.val_split, samples=config.val_samples, seed=config.val_seed)
-        if self.objective == "pm":
+        if self.objective in ("pm", "offsets"):
             self.train = runs(config.train_split, samples=config.samples_per_epoch, seed=config.loop.seed)
             self.val = self.val_runs
         else:
@@ -126,6 +161,10 @@ class SyncTeacherTask(ModelTrainTask):
         loop = self.config.loop
         if self.objective == "bce":
             return validate_sync(self.model, self.val, device, loop.batch_size, loop.num_workers)
+        if isinstance(self.objective_loss, OffsetMatchingLoss):
+            return offset_validation(
+                self.model, self.objective_loss, self.val_runs, device, loop.batch_size, loop.num_workers
+            )
         losses = [
             float(objective_terms(self.model, self.objective_loss, batch, device)[self.objective])
             for batch in DataLoader(self.val, batch_size=loop.batch_size, num_workers=loop.num_workers)
@@ -135,8 +174,62 @@ class SyncTeacherTask(ModelTrainTask):
             "val_acc": run_accuracy(self.model, self.val_runs, device, loop.batch_size, loop.num_workers),
         }
 
+    def summary(self) -> dict[str, Any]:
+        summary = super().summary()
+        if self.init is not None:
+            summary["init"] = self.init.artifact.id if self.init.artifact is not None else None
+            summary["init_adapted"] = self.adapted
+        return summary
+
     def close(self) -> None:
         self.store.close()
+
+
+def offsets_objective(options: dict[str, Any]) -> OffsetMatchingLoss:
+    """The ``offsets`` objective with ``objective_options`` (only ``vshift``); others are a usage error."""
+    unknown = sorted(set(options) - {"vshift"})
+    if unknown:
+        raise UsageError(f"objective_options {unknown[0]!r}: --objective offsets takes only vshift")
+    return OffsetMatchingLoss(int(options.get("vshift", VSHIFT)))
+
+
+def offset_scores(model: nn.Module, video: torch.Tensor, audio: torch.Tensor, vshift: int) -> torch.Tensor:
+    """Score matrix (B·T, 2·vshift+1) of runs ``video`` (B, T, ...), ``audio`` (B, T, ...): row ``r·T + i`` holds
+    ``model.fuse`` of video window ``i`` of run ``r`` against audio window ``i + d`` of the same run, column
+    ``d + vshift``; NaN where ``i + d`` is outside the run. Every window is encoded once (``encode_video``,
+    ``encode_audio``) and only the valid pairs are fused, as :func:`avkd.evaluate.sync.score_clip` does for a clip
+    of T windows (the same :func:`~avkd.evaluate.sync.valid_candidates`)."""
+    b, steps = video.shape[:2]
+    v = model.encode_video(video.flatten(0, 1))  # (S, B·T, D)
+    a = model.encode_audio(audio.flatten(0, 1))
+    i, j = np.nonzero(valid_candidates(steps, vshift))  # window i, column j: offset j − vshift
+    base = np.repeat(np.arange(b) * steps, i.size)
+    rows = torch.from_numpy(base + np.tile(i, b)).to(video.device)
+    cols = torch.from_numpy(np.tile(j, b)).to(video.device)
+    fused = model.fuse(v.index_select(1, rows), a.index_select(1, rows + cols - vshift)).float()
+    scores = torch.full((b * steps, 2 * vshift + 1), float("nan"), device=video.device)
+    return scores.index_put((rows, cols), fused)
+
+
+def offset_validation(
+    model: nn.Module,
+    loss: OffsetMatchingLoss,
+    runs: SyncSequenceDataset,
+    device: torch.device,
+    batch_size: int,
+    workers: int = 0,
+) -> dict[str, float]:
+    """``val_loss`` (the ``offsets`` objective) and ``val_acc`` (rows whose best candidate is offset 0) of runs."""
+    losses, hits, total = [], 0, 0
+    for batch in DataLoader(runs, batch_size=batch_size, num_workers=workers):
+        video, audio = (t.to(device) for t in batch)
+        scores = offset_scores(model, video, audio, loss.vshift)
+        clips = torch.arange(video.shape[0], device=device).repeat_interleave(video.shape[1])
+        losses.append(float(loss(Tapped(scores, {}), Tapped(scores, {}), clips)["offsets"]))
+        best = torch.where(torch.isnan(scores), float("-inf"), scores).argmax(dim=1)
+        hits += int((best == loss.vshift).sum())
+        total += scores.shape[0]
+    return {"val_loss": float(np.mean(losses)), "val_acc": hits / total}
 
 
 def objective_terms(
@@ -145,7 +238,12 @@ def objective_terms(
     """An embedding objective's terms for a batch: runs (B, T, ...) for pm, pairs with labels for contrastive.
 
     A run's windows are flattened to B·T windows with the run index as the label, so the PM loss matches each
-    video step among the steps of its own run."""
+    video step among the steps of its own run; ``offsets`` scores them with :func:`offset_scores`."""
+    if isinstance(loss, OffsetMatchingLoss):
+        video, audio = (t.to(device, non_blocking=True) for t in batch)
+        scores = offset_scores(model, video, audio, loss.vshift)
+        clips = torch.arange(video.shape[0], device=device).repeat_interleave(video.shape[1])
+        return loss(Tapped(scores, {}), Tapped(scores, {}), clips)
     if len(batch) == 2:  # runs
         video, audio = (t.to(device, non_blocking=True) for t in batch)
         b, steps = video.shape[:2]
@@ -202,14 +300,22 @@ def train_sync_teacher(
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
+    init: str | Path | None = None,
 ) -> Artifact:
-    """Train a sync model on an ``lrs2-features`` artifact into a ``model`` artifact (best val F1 weights)."""
+    """Train a sync model on an ``lrs2-features`` artifact into a ``model`` artifact (best val F1 weights).
+
+    ``init``: a pre-trained ``avsiam`` model artifact whose encoder starts an ``avsiam_sync`` model (module
+    docstring); it is recorded as an input."""
 
     if config.objective != "bce" and config.loop.select_metric == "val_f1":  # the default: BCE's metric
         config = dataclasses.replace(config, loop=dataclasses.replace(config.loop, select_metric="val_acc"))
 
     def build() -> tuple[SyncTeacherTask, list[Artifact]]:
         feats = load_artifact(features, kind=LRS2_FEATURES)
-        return SyncTeacherTask(config, FeatureStore(feats)), [feats]
+        pre = None
+        if init is not None:
+            pre = load_model(init, device="cpu")
+        inputs = [feats] + ([pre.artifact] if pre is not None and pre.artifact is not None else [])
+        return SyncTeacherTask(config, FeatureStore(feats), pre, where=str(init)), inputs
 
     return fit_stage(out, config, build, overwrite=overwrite, resume=resume, show_progress=show_progress)

@@ -1,5 +1,6 @@
-"""AVSiam pre-training (``avkd.tasks.avsiam.pretrain``): the losses fall, a killed run resumes exactly, the
-artifact rebuilds, the released schedule, and bad inputs are one-line errors."""
+"""AVSiam pre-training (``avkd.tasks.avsiam.pretrain``): the losses fall with the objectives combined either way
+(the released two steps a batch, or the summed loss), the released way keeps two optimisers, a killed run resumes
+exactly, the artifact rebuilds, the released schedule, and bad inputs are one-line errors."""
 
 from __future__ import annotations
 
@@ -36,16 +37,22 @@ def tiny(epochs: int = 2, **changes) -> AVSiamPretrainConfig:
     return AVSiamPretrainConfig(loop=run, **changes)
 
 
-def test_a_few_epochs_lower_both_losses_and_the_model_rebuilds(feats: Path, tmp_path: Path) -> None:
-    art = pretrain("avsiam", tiny(epochs=4), feats, tmp_path / "m", show_progress=False)
+@pytest.mark.parametrize("combine", ["released", "sum"])
+def test_a_few_epochs_lower_both_losses_and_the_model_rebuilds(
+    feats: Path, tmp_path: Path, combine: str
+) -> None:
+    changes = {} if combine == "released" else {"combine": combine}  # released is the default
+    art = pretrain("avsiam", tiny(epochs=4, **changes), feats, tmp_path / "m", show_progress=False)
     rows = read_jsonl(art.path / loop.METRICS)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     first, last = rows[0], rows[-1]
     for key in ("contrastive", "rec_audio", "rec_video", "val_rec_audio", "val_rec_video"):
         assert last[key] < first[key], key
+    for row in rows:  # either way the logged loss is L_c + L_rec,a + L_rec,v
+        assert row["train_loss"] == pytest.approx(row["contrastive"] + row["rec_audio"] + row["rec_video"])
     assert 0.0 <= last["match_acc"] <= 1.0 and last["val_chance"] == pytest.approx(1 / 3)
     m = art.metrics
-    assert m["method"] == "avsiam" and m["combine"] == "sum" and m["best_epoch"] == 4  # the last epoch
+    assert m["method"] == "avsiam" and m["combine"] == combine and m["best_epoch"] == 4  # the last epoch
     assert m["best_contrastive"] == last["contrastive"] and m["steps"] == 8  # 9 train clips, batch 4
     # The released optimiser: Adam's betas (0.95, 0.999) and weight decay 5e-7, recorded in the config.
     assert art.config["betas"] == [0.95, 0.999] and art.config["loop"]["weight_decay"] == 5e-7
@@ -59,25 +66,37 @@ def test_a_few_epochs_lower_both_losses_and_the_model_rebuilds(feats: Path, tmp_
 
 
 def test_a_killed_run_resumes_to_the_same_weights(feats: Path, tmp_path: Path, monkeypatch) -> None:
-    config = tiny(epochs=2)
+    config = tiny(epochs=2)  # the released two passes a step
     artifact = load_artifact(feats)
     straight = AVSiamPretrainTask(config, artifact)
+    assert straight.passes == ("contrastive", "reconstruction")
     fit(straight, config.loop, tmp_path / "a", tmp_path / "a.pt", show_progress=False)
 
     killed = AVSiamPretrainTask(config, artifact)
-    real_loss, calls = killed.loss, {"n": 0}
+    real_loss, calls = killed.pass_loss, {"n": 0}
 
-    def loss_then_signal(batch, device):
+    def loss_then_signal(batch, device, name):
         calls["n"] += 1
-        if calls["n"] == 3:  # epoch 2, step 1
+        if calls["n"] == 5:  # epoch 2, step 1, its contrastive pass (2 steps an epoch, 2 passes a step)
+            assert name == "contrastive"
             os.kill(os.getpid(), signal.SIGTERM)
-        return real_loss(batch, device)
+        return real_loss(batch, device, name)
 
-    monkeypatch.setattr(killed, "loss", loss_then_signal)
+    monkeypatch.setattr(killed, "pass_loss", loss_then_signal)
     with pytest.raises(Preempted):
         fit(killed, config.loop, tmp_path / "b", tmp_path / "b.pt", show_progress=False)
     state = torch.load(tmp_path / "b" / loop.LAST, weights_only=False)
     assert (state["epoch"], state["step_in_epoch"], state["steps"]) == (1, 1, 3)
+    # Two Adams, as released: the contrastive one never holds moments of the decoder (no gradient in its pass),
+    # the reconstruction one does; both took every step, both keep the configured betas.
+    names = [n for n, _ in killed.model.named_parameters()]
+    decoder = {i for i, n in enumerate(names) if "decoder" in n}
+    held = {p: set(state["passes"][p]["optimizer"]["state"]) for p in ("contrastive", "reconstruction")}
+    assert decoder and not decoder & held["contrastive"] and decoder <= held["reconstruction"]
+    for p in ("contrastive", "reconstruction"):
+        saved = state["passes"][p]["optimizer"]
+        assert {float(s["step"]) for s in saved["state"].values()} == {3.0}
+        assert saved["param_groups"][0]["betas"] == (0.95, 0.999) and saved["param_groups"][0]["lr"] == 1e-3
     torch.manual_seed(123)  # a new process: other global RNG state until the checkpoint's is restored
     resumed = AVSiamPretrainTask(config, artifact)
     result = fit(resumed, config.loop, tmp_path / "b", tmp_path / "b.pt", show_progress=False)
@@ -120,15 +139,16 @@ def test_the_schedule_is_the_released_multisteplr() -> None:
     assert (lr_factor(config, 9), lr_factor(config, 10), lr_factor(config, 24)) == (1.0, 0.5, 0.125)
 
 
-def _lrs2_like(path: Path) -> Path:
-    with ArtifactWriter(path, "lrs2-features", {"fake": True}) as writer:
+def _artifact(path: Path, kind: str) -> Path:
+    with ArtifactWriter(path, kind, {"fake": True}) as writer:
         writer.commit()
     return path
 
 
 def test_bad_inputs_are_one_line_errors(feats: Path, tmp_path: Path) -> None:
     cases = [
-        (_lrs2_like(tmp_path / "lrs2"), {}, "lrs2-features"),
+        (_artifact(tmp_path / "lrs2", "lrs2-features"), {}, "no 'train' clip has a 5-frame window"),
+        (_artifact(tmp_path / "report", "report"), {}, "report"),
         (tmp_path / "nowhere", {}, "nowhere"),
         (feats, {"size": "s"}, "do not fit the 's' AVSiam"),
         (feats, {"size": "nano"}, "unknown avsiam size"),

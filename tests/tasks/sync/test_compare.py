@@ -23,6 +23,7 @@ LABELS = [
     "MTDVocaLiST student (MTD)",
     "SyncNet v2 (random weights)",
     "SyncNet (PM-trained, thin)",
+    "AVSiam (avsiam_sync, 31-way)",
 ]
 
 
@@ -37,10 +38,12 @@ def tiny(corpus: Path) -> CompareConfig:
     config.pm.model = SyncModelConfig(name="syncnet", kwargs=THIN)
     config.pm.loop = LoopConfig(epochs=1, batch_size=2, lr=1e-3, device="cpu")
     config.pm.samples_per_epoch, config.pm.val_samples, config.pm.pm_steps = 2, 2, 3
+    config.avsiam.loop = LoopConfig(epochs=1, batch_size=2, lr=1e-3, device="cpu")
+    config.avsiam.samples_per_epoch, config.avsiam.val_samples, config.avsiam.pm_steps = 2, 2, 6
     return config
 
 
-@pytest.mark.slow  # ~25 s: two features artifacts, three short trainings, four evaluations, the report
+@pytest.mark.slow  # ~25 s: two features artifacts, four short trainings, five evaluations, the report
 def test_compare_chain_at_tiny_size(synth_corpus: Path, tmp_path: Path, capsys) -> None:
     result = run_compare(tmp_path / "cmp", tiny(synth_corpus), show_progress=False)
     report = json.loads((Path(result["report"]) / "report.json").read_text())
@@ -70,7 +73,7 @@ def test_compare_chain_at_tiny_size(synth_corpus: Path, tmp_path: Path, capsys) 
     capsys.readouterr()
     again = run_compare(tmp_path / "cmp", tiny(synth_corpus), show_progress=False)
     assert again["artifacts"] == result["artifacts"] and again["table"] == result["table"]
-    assert capsys.readouterr().err.count("reusing") == 11  # 2 features, 4 models, 4 evaluations, the report
+    assert capsys.readouterr().err.count("reusing") == 13  # 2 features, 5 models, 5 evaluations, the report
 
 
 def test_compare_refuses_a_missing_syncnet_file(tmp_path: Path) -> None:

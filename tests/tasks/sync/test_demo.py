@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,39 +26,51 @@ def tiny() -> DemoConfig:
     return config
 
 
-@pytest.mark.slow  # ~8 s: a corpus, its features, a teacher, two students and three evaluations
-def test_demo_chain_and_reuse(tmp_path: Path, capsys) -> None:
-    summary = run_demo(tmp_path / "demo", tiny(), show_progress=False)
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One toy chain that the tests below share (each run costs a corpus, features, three trainings and three
+    evaluations); a test that adds to it works on a copy."""
+    out = tmp_path_factory.mktemp("sync-demo") / "demo"
+    return out, run_demo(out, tiny(), show_progress=False)
+
+
+@pytest.mark.slow  # the shared chain (~8 s), then a reuse
+def test_demo_chain_and_reuse(first_run: tuple[Path, dict], capsys) -> None:
+    out, summary = first_run
     names = {"features", "teacher", "eval-teacher", "student-mtd", "eval-mtd", "student-bce", "eval-bce"}
-    assert names <= {p.name for p in (tmp_path / "demo").iterdir()}
+    assert names <= {p.name for p in out.iterdir()}
     assert set(summary["accuracy"]) == {"teacher", "MTD student", "BCE student"}
     assert "| MTD student |" in summary["table"]
     # The evaluation of the MTD student traces back to the teacher through the student's inputs.
-    student = load_artifact(tmp_path / "demo" / "student-mtd")
-    assert load_artifact(tmp_path / "demo" / "teacher").id in [i["id"] for i in student.manifest["inputs"]]
+    student = load_artifact(out / "student-mtd")
+    assert load_artifact(out / "teacher").id in [i["id"] for i in student.manifest["inputs"]]
     capsys.readouterr()
-    again = run_demo(tmp_path / "demo", tiny(), show_progress=False)
+    again = run_demo(out, tiny(), show_progress=False)
     assert again["accuracy"] == summary["accuracy"]
+    assert again["artifacts"] == summary["artifacts"]
     assert capsys.readouterr().err.count("reusing") == 9  # the corpus and all eight artifacts
 
 
-@pytest.mark.slow  # ~16 s: the toy chain twice
-def test_same_command_gives_the_same_ids_and_table(tmp_path: Path) -> None:
+@pytest.mark.slow  # ~8 s: the toy chain again, in another folder
+def test_same_command_gives_the_same_ids_and_table(first_run: tuple[Path, dict], tmp_path: Path) -> None:
     """Deterministic by default: two runs of one command into two folders agree on every artifact id (corpus
     encoding, features, weights, evaluations) and print the same table."""
-    first = run_demo(tmp_path / "a", tiny(), show_progress=False)
+    out, first = first_run
     second = run_demo(tmp_path / "b", tiny(), show_progress=False)
     assert first["artifacts"] == second["artifacts"]
     assert first["table"] == second["table"]
-    teacher = load_artifact(tmp_path / "a" / "teacher")
+    teacher = load_artifact(out / "teacher")
     assert teacher.config["loop"]["deterministic"] is True
     assert teacher.metrics["torch_threads"] >= 1
 
 
-@pytest.mark.slow  # ~14 s: a one-seed chain, then a second seed beside it
-def test_seeds_add_runs_and_the_report_averages_them(tmp_path: Path, capsys) -> None:
+@pytest.mark.slow  # ~7 s: a second seed beside the shared chain (on a copy of it)
+def test_seeds_add_runs_and_the_report_averages_them(
+    first_run: tuple[Path, dict], tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "demo"
-    single = run_demo(out, tiny(), show_progress=False)
+    shutil.copytree(first_run[0], out)
+    single = first_run[1]
     config = tiny()
     config.seeds = 2
     capsys.readouterr()
