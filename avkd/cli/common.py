@@ -81,6 +81,32 @@ def resolve(
     return cfg.resolve_config(cls, config_file, sets or (), flags, names)
 
 
+def loop_flags(
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    device: str | None,
+    seed: int | None,
+    deterministic: bool | None,
+    workers: int | None,
+) -> dict[str, Any]:
+    """The training loop's flags under their config keys (``loop.epochs``, ...), for :func:`resolve` of a stage
+    config with a ``loop``; ``--workers`` is ``loop.num_workers`` (pass :data:`LOOP_FLAG_NAMES` as ``names``)."""
+    return {
+        "loop.epochs": epochs,
+        "loop.batch_size": batch_size,
+        "loop.lr": lr,
+        "loop.device": device,
+        "loop.seed": seed,
+        "loop.deterministic": deterministic,
+        "loop.num_workers": workers,
+    }
+
+
+#: The loop flag whose name is not its config key's last part (for error messages).
+LOOP_FLAG_NAMES = {"loop.num_workers": "workers"}
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from avkd.cli.common import (
+    LOOP_FLAG_NAMES,
     BatchSizeOption,
     ConfigOption,
     DeterministicOption,
@@ -20,6 +21,7 @@ from avkd.cli.common import (
     SeedOption,
     SetOption,
     emit_artifact,
+    loop_flags,
     resolve,
 )
 
@@ -73,15 +75,9 @@ def pretrain(
     flags = {
         "size": size,
         "combine": combine,
-        "loop.epochs": epochs,
-        "loop.batch_size": batch_size,
-        "loop.lr": lr,
-        "loop.device": device,
-        "loop.seed": seed,
-        "loop.deterministic": deterministic,
-        "loop.num_workers": workers,
+        **loop_flags(epochs, batch_size, lr, device, seed, deterministic, workers),
     }
-    cfg = resolve(AVSiamPretrainConfig, config, set_, {"loop.num_workers": "workers"}, **flags)
+    cfg = resolve(AVSiamPretrainConfig, config, set_, LOOP_FLAG_NAMES, **flags)
     art = run_pretrain(method, cfg, data, out, overwrite=overwrite, resume=resume)
     m = art.metrics
     emit_artifact(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from avkd.cli.common import (
+    LOOP_FLAG_NAMES,
     BatchSizeOption,
     ConfigOption,
     DeterministicOption,
@@ -23,6 +24,7 @@ from avkd.cli.common import (
     SyncBnOption,
     TaskOption,
     emit_artifact,
+    loop_flags,
     resolve,
 )
 
@@ -157,15 +159,9 @@ def avsiam(
         "size": size,
         "modalities": modalities,
         "head_lr": head_lr,
-        "loop.epochs": epochs,
-        "loop.batch_size": batch_size,
-        "loop.lr": lr,
-        "loop.device": device,
-        "loop.seed": seed,
-        "loop.deterministic": deterministic,
-        "loop.num_workers": workers,
+        **loop_flags(epochs, batch_size, lr, device, seed, deterministic, workers),
     }
-    cfg = resolve(AVSiamFinetuneConfig, config, set_, {"loop.num_workers": "workers"}, **flags)
+    cfg = resolve(AVSiamFinetuneConfig, config, set_, LOOP_FLAG_NAMES, **flags)
     art = finetune_avsiam(cfg, data, out, init=init, overwrite=overwrite, resume=resume)
     m = art.metrics
     emit_artifact(

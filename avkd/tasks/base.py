@@ -337,6 +337,17 @@ def demo_summary(
     }
 
 
+def demo_out(out: str | Path, fresh: bool) -> Path:
+    """A demo's output folder, created: emptied first with ``fresh``; a file in its place is a usage error."""
+    out = Path(out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def synthesize_once(corpus: Path, marker: Path, synthesize: Callable[[Path], L]) -> L | None:
     """A demo's synthetic corpus, made at most once: ``None`` when ``corpus / marker`` already exists, otherwise
     ``synthesize(folder)``'s result, having written into ``corpus.partial`` and renamed it onto ``corpus`` (an

@@ -22,7 +22,6 @@ Sizes (measured on this CPU in the helpers' notes; the released recipe is in :mo
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from avkd.tasks.avsiam.config import (
 from avkd.tasks.avsiam.finetune import finetune_avsiam
 from avkd.tasks.avsiam.pretrain import pretrain_avsiam
 from avkd.tasks.base import (
+    demo_out,
     demo_summary,
     over_seeds,
     reuse_or_build,
@@ -111,12 +111,7 @@ def run_avsiam_demo(
     unknown = [m for m in config.modalities if m not in MODALITIES]
     if unknown or not config.modalities:
         raise UsageError(f"modalities {config.modalities}: each one of {', '.join(MODALITIES)}, at least one")
-    out = Path(out)
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = demo_out(out, fresh)
     corpus, features = out / "corpus", out / "features"
     # corpus, features, pre-training, each fine-tune (with the evaluations)
     steps = 3 + len(config.modalities)

@@ -191,8 +191,9 @@ def pretrain_avsiam(
     resume: bool = False,
     show_progress: bool = True,
 ) -> Artifact:
-    """Pre-train AVSiam on a features artifact (:data:`~avkd.tasks.avsiam.inputs.ADAPTERS`) into a ``model`` artifact (the last epoch's weights;
-    per-epoch losses and matching accuracy in ``metrics.jsonl``, the last epoch's as ``best_*`` metrics)."""
+    """Pre-train AVSiam on a features artifact (one of :data:`~avkd.tasks.avsiam.inputs.ADAPTERS`) into a
+    ``model`` artifact (the last epoch's weights; per-epoch losses and matching accuracy in ``metrics.jsonl``, the
+    last epoch's as ``best_*`` metrics)."""
 
     def build() -> tuple[AVSiamPretrainTask, list[Artifact]]:
         feats = load_artifact(features, kind=tuple(ADAPTERS))

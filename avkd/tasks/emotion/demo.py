@@ -14,20 +14,19 @@ are chosen so that the chain takes a few CPU minutes and the teacher clearly lea
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avkd.core.artifacts import EVALUATION, MODEL, MOSEI_FEATURES, REPORT, Artifact
 from avkd.core.config import bounded
-from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.data.mosei.ingest import MoseiIngestConfig, ingest_mosei
 from avkd.data.mosei.synthetic import SynthMoseiConfig, synthesize_mosei
 from avkd.report.emotion import build_emotion_report, emotion_row, emotion_rows
 from avkd.report.tables import emotion_table
 from avkd.tasks.base import (
+    demo_out,
     demo_summary,
     over_seeds,
     reuse_or_build,
@@ -85,12 +84,7 @@ def run_emotion_demo(
     out: Path, config: EmotionDemoConfig | None = None, fresh: bool = False, show_progress: bool = True
 ) -> dict[str, Any]:
     config = config or EmotionDemoConfig()
-    out = Path(out)
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = demo_out(out, fresh)
     corpus, features = out / "corpus", out / "features"
     steps = 4 + len(config.methods)
 

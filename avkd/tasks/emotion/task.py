@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from avkd.core.artifacts import MOSEI_FEATURES, Artifact
+from avkd.core.artifacts import MOSEI_FEATURES
 from avkd.report.emotion import build_emotion_report
-from avkd.tasks.base import LOOP_FLAGS, RunOptions, Task, register_task
+from avkd.tasks.base import LOOP_FLAGS, Task, register_task
 from avkd.tasks.emotion.config import EmotionDistillConfig, EmotionEvalConfig, EmotionTrainConfig
 from avkd.tasks.emotion.demo import EmotionDemoConfig, run_emotion_demo
 from avkd.tasks.emotion.distill import distill_emotion
@@ -51,11 +49,3 @@ class EmotionTask(Task):
     report_stage = staticmethod(build_emotion_report)
     demo_stage = staticmethod(run_emotion_demo)
     evaluation_table = "metrics.md"
-
-    def train(
-        self, config: Any, features: Path, out: Path, run: RunOptions, init: Path | None = None
-    ) -> Artifact:
-        """As :meth:`Task.train`; the emotion stage reads its ``init`` from the config (``--set init=PATH``)."""
-        if init is not None:
-            config = dataclasses.replace(config, init=str(init))
-        return super().train(config, features, out, run)

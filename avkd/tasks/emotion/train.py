@@ -16,6 +16,7 @@ fine-tuning recipe, docs/reference/avsiam-mfh-syncnet.md §1.8).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -157,9 +158,13 @@ def train_emotion_teacher(
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
+    init: str | Path | None = None,
 ) -> Artifact:
     """Train an emotion model on a ``mosei-features`` artifact into a ``model`` artifact (best val acc7); with
-    ``config.init``, from a pre-trained AVSiam artifact (also an input of the new one)."""
+    ``config.init`` (or ``init``, which sets it, as the other tasks' stages take it), from a pre-trained AVSiam
+    artifact (also an input of the new one)."""
+    if init is not None:
+        config = dataclasses.replace(config, init=str(init))
 
     def build() -> tuple[EmotionTeacherTask, list[Artifact]]:
         feats = load_artifact(features, kind=MOSEI_FEATURES)

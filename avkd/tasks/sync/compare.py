@@ -164,15 +164,19 @@ def run_compare(out: Path, config: CompareConfig | None = None, show_progress: b
 
     feats96, feats224 = features("features", 96), features("features224", 224)
 
-    teacher_cfg = seeded_stage(config.teacher, config.seed, config.deterministic)
-    teacher = reuse_or_build(
-        out / "teacher",
-        MODEL,
-        "teacher",
-        lambda: train_sync_teacher(
-            teacher_cfg, feats96.path, out / "teacher", resume=True, show_progress=show_progress
-        ),
-    )
+    def trained(name: str, title: str, stage: SyncTrainConfig, feats: Artifact) -> Artifact:
+        """``stage`` (with the run's seed) trained on ``feats`` into ``out / name``, or reused."""
+        seeded = seeded_stage(stage, config.seed, config.deterministic)
+        return reuse_or_build(
+            out / name,
+            MODEL,
+            title,
+            lambda: train_sync_teacher(
+                seeded, feats.path, out / name, resume=True, show_progress=show_progress
+            ),
+        )
+
+    teacher = trained("teacher", "teacher", config.teacher, feats96)
     student_cfg = seeded_stage(config.student, config.seed, config.deterministic)
     student = reuse_or_build(
         out / "student-mtd",
@@ -191,24 +195,8 @@ def run_compare(out: Path, config: CompareConfig | None = None, show_progress: b
     syncnet = reuse_or_build(
         out / "syncnet", MODEL, "SyncNet import", lambda: import_syncnet(source, out / "syncnet")
     )
-    pm_cfg = seeded_stage(config.pm, config.seed, config.deterministic)
-    pm = reuse_or_build(
-        out / "syncnet-pm",
-        MODEL,
-        "PM-trained SyncNet",
-        lambda: train_sync_teacher(
-            pm_cfg, feats224.path, out / "syncnet-pm", resume=True, show_progress=show_progress
-        ),
-    )
-    avsiam_cfg = seeded_stage(config.avsiam, config.seed, config.deterministic)
-    avsiam = reuse_or_build(
-        out / "avsiam",
-        MODEL,
-        "AVSiam (31-way objective)",
-        lambda: train_sync_teacher(
-            avsiam_cfg, feats96.path, out / "avsiam", resume=True, show_progress=show_progress
-        ),
-    )
+    pm = trained("syncnet-pm", "PM-trained SyncNet", config.pm, feats224)
+    avsiam = trained("avsiam", "AVSiam (31-way objective)", config.avsiam, feats96)
     syncnet_label = "SyncNet v2" if config.syncnet else "SyncNet v2 (random weights)"
     rows = [
         (teacher, feats96, "VocaLiST teacher (vocalist_lite)"),

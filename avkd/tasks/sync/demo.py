@@ -15,7 +15,6 @@ from typing import Any
 
 from avkd.core.artifacts import EVALUATION, LRS2_FEATURES, MODEL, REPORT, Artifact
 from avkd.core.config import bounded
-from avkd.core.errors import UsageError
 from avkd.core.progress import log
 from avkd.data.lrs2.check import check_corpus
 from avkd.data.lrs2.dataset import SyncSamplingConfig
@@ -23,6 +22,7 @@ from avkd.data.lrs2.preprocess import LRS2PreprocessConfig, describe, preprocess
 from avkd.data.lrs2.synthetic import SynthLRS2Config, synthesize_lrs2
 from avkd.report.sync import build_sync_report, report_table
 from avkd.tasks.base import (
+    demo_out,
     demo_summary,
     over_seeds,
     reuse_or_build,
@@ -86,12 +86,7 @@ def run_demo(
     out: Path, config: DemoConfig | None = None, fresh: bool = False, show_progress: bool = True
 ) -> dict[str, Any]:
     config = config or DemoConfig()
-    out = Path(out)
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out = demo_out(out, fresh)
     corpus, features = out / "corpus", out / "features"
     steps = 6 if config.distill else 4
 
